@@ -1,0 +1,1 @@
+"""Image backbones (feature extractors) the geolocation models are built on."""
