@@ -120,6 +120,6 @@ def validate_coordinates(lat, lon) -> None:
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise ValueError(
-            f"{int(bad.sum())} coordinate(s) invalid, first at index {i}: lat={lat[i]!r}, lon={lon[i]!r} "
+            f"{int(bad.sum())} coordinate(s) invalid, first at index {i}: lat={float(lat[i])}, lon={float(lon[i])} "
             "(need finite degrees with -90 <= lat <= 90 and -180 <= lon <= 180)"
         )
