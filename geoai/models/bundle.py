@@ -1,0 +1,322 @@
+"""Model bundles: a trained head plus everything needed to play and evaluate with it.
+
+A bundle is a directory:
+
+    config.json        {"format": "geoai-bundle/1", "name", "backbone": {name, source,
+                        cache_key, image_size, embed_dim}, "head": head.config,
+                        "fusion": "mean"|"none", "dataset": {...}, "metrics": {...},
+                        "created", "geoai_version"}
+    head.safetensors   the head's weights (read with safetensors only: no pickle)
+    README.md          a human summary
+    backbone/          optional: fine-tuned backbone weights (transformers checkpoint)
+
+The backbone itself is loaded by name (so offline checkpoints resolve on each machine)
+lazily on first use, or shared between bundles by passing one in.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+import geoai
+from geoai.geodesy import spherical_mean
+from geoai.models.backbones import (
+    KNOWN_BACKBONES,
+    REPO_ROOT,
+    Backbone,
+    BackboneError,
+    BackboneSpec,
+    load_backbone,
+)
+from geoai.models.heads import HeadError, head_from_config, predict_latlon
+
+BUNDLE_FORMAT = "geoai-bundle/1"
+FUSIONS = ("mean", "none")
+CONFIG_FILE, WEIGHTS_FILE, README_FILE, BACKBONE_DIR = "config.json", "head.safetensors", "README.md", "backbone"
+
+
+class BundleError(ValueError):
+    """A bundle cannot be saved or loaded: missing files, wrong format, mismatched weights."""
+
+
+def _json_safe(value: Any) -> Any:
+    """Plain JSON: NumPy scalars to Python, non-finite floats to null (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _json_safe(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _write_atomic(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def _readme(config: dict) -> str:
+    lines = [f"# {config['name']}", "",
+             f"Geolocation model bundle ({config['format']}), created {config['created']} "
+             f"with geoai {config['geoai_version']}.", "",
+             f"- backbone: `{config['backbone']['name']}` ({config['backbone']['source']})",
+             f"- head: `{config['head']['type']}` on {config['head']['embed_dim']}-dimensional embeddings",
+             f"- multi-view fusion: {config['fusion']}",
+             f"- dataset: {config['dataset'].get('name', '?')} "
+             f"(fingerprint {str(config['dataset'].get('fingerprint', '?'))[:12]})", ""]
+    splits = [s for s in ("test", "val", "train") if isinstance(config["metrics"].get(s), dict)]
+    if splits:
+        keys = ["mean_km", "median_km", "within_25km", "within_200km", "within_750km", "mean_points"]
+        lines += ["| split | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+        for split in splits:
+            row = [config["metrics"][split].get(k) for k in keys]
+            lines.append(f"| {split} | " + " | ".join("" if v is None else f"{v:.4g}" for v in row) + " |")
+        lines.append("")
+    lines.append("Load with `geoai.models.Bundle.load(path)`.")
+    return "\n".join(lines) + "\n"
+
+
+def save_bundle(path: str | Path, *, backbone: Backbone | BackboneSpec, head: nn.Module, metrics: dict,
+                dataset_info: dict, fusion: str, name: str | None = None,
+                include_backbone_weights: bool = False) -> Path:
+    """Write a bundle directory (created if needed, files replaced) and return its path.
+
+    backbone: the Backbone the head was trained on (records its cache_key, image size and
+        embedding size, which loading checks) or just its spec.
+    metrics: {"test": compute_metrics(...), "val": ..., "train": ...} (any subset).
+    dataset_info: {"name", "fingerprint", "split_sizes"}.
+    include_backbone_weights: also save the backbone's weights into the bundle (needed
+        when it was fine-tuned; otherwise it is loaded by name).
+    """
+    if fusion not in FUSIONS:
+        raise BundleError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
+    if not hasattr(head, "config") or not hasattr(head, "predict"):
+        raise BundleError(f"{type(head).__name__} is not a geoai head (no config/predict)")
+    head_config = head.config
+    if isinstance(backbone, Backbone):
+        if backbone.embed_dim != head_config["embed_dim"]:
+            raise BundleError(f"the head expects {head_config['embed_dim']}-dimensional embeddings but backbone "
+                              f"{backbone.spec.name} gives {backbone.embed_dim}")
+        info = {"name": backbone.spec.name, "source": backbone.spec.source, "cache_key": backbone.cache_key,
+                "image_size": backbone.image_size, "embed_dim": backbone.embed_dim}
+        spec = backbone.spec
+    elif isinstance(backbone, BackboneSpec):
+        if include_backbone_weights:
+            raise BundleError("include_backbone_weights needs the loaded Backbone, not only its spec")
+        info = {"name": backbone.name, "source": backbone.source, "cache_key": None, "image_size": None,
+                "embed_dim": head_config["embed_dim"]}
+        spec = backbone
+    else:
+        raise BundleError(f"backbone must be a Backbone or BackboneSpec, got {type(backbone).__name__}")
+    info["family"] = spec.family
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    if include_backbone_weights:
+        backbone.model.save_pretrained(out / BACKBONE_DIR)
+        backbone.processor.save_pretrained(out / BACKBONE_DIR)
+        info["source"], info["bundled"] = BACKBONE_DIR, True
+
+    config = _json_safe({
+        "format": BUNDLE_FORMAT,
+        "name": name or out.name,
+        "backbone": info,
+        "head": head_config,
+        "fusion": fusion,
+        "dataset": dict(dataset_info),
+        "metrics": dict(metrics),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "geoai_version": geoai.__version__,
+    })
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in head.state_dict().items()}
+    _write_atomic(out / WEIGHTS_FILE, lambda p: save_file(tensors, str(p), metadata={"format": BUNDLE_FORMAT}))
+    _write_atomic(out / CONFIG_FILE, lambda p: p.write_text(json.dumps(config, indent=2, allow_nan=False)))
+    _write_atomic(out / README_FILE, lambda p: p.write_text(_readme(config)))
+    return out
+
+
+def _read_config(path: Path) -> dict:
+    if not path.is_dir():
+        raise BundleError(f"{path} is not a model bundle: no such directory")
+    config_path = path / CONFIG_FILE
+    if not config_path.is_file():
+        raise BundleError(f"{path} is not a model bundle: {CONFIG_FILE} is missing")
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise BundleError(f"{config_path} is not valid JSON: {exc}") from exc
+    if not isinstance(config, dict):
+        raise BundleError(f"{config_path} must hold a JSON object")
+    if config.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{path} has bundle format {config.get('format')!r}; this version of geoai reads "
+                          f"{BUNDLE_FORMAT!r} (re-export the model with a matching geoai)")
+    missing = [k for k in ("backbone", "head", "fusion") if k not in config]
+    if missing:
+        raise BundleError(f"{config_path} lacks {', '.join(missing)}")
+    if config["fusion"] not in FUSIONS:
+        raise BundleError(f"{config_path}: fusion must be one of {FUSIONS}, got {config['fusion']!r}")
+    return config
+
+
+def _load_head(path: Path, config: dict) -> nn.Module:
+    try:
+        head = head_from_config(config["head"])
+    except HeadError as exc:
+        raise BundleError(f"{path}: {exc}") from exc
+    weights_path = path / WEIGHTS_FILE
+    if not weights_path.is_file():
+        raise BundleError(f"{path} is incomplete: {WEIGHTS_FILE} (the head's weights) is missing")
+    try:
+        weights = load_file(str(weights_path), device="cpu")
+    except (OSError, SafetensorError, ValueError) as exc:
+        raise BundleError(f"{weights_path} cannot be read as safetensors: {exc}") from exc
+    expected = head.state_dict()
+    problems = [f"missing {k}" for k in expected if k not in weights]
+    problems += [f"unexpected {k}" for k in weights if k not in expected]
+    problems += [f"{k} has shape {tuple(weights[k].shape)}, config needs {tuple(v.shape)}"
+                 for k, v in expected.items() if k in weights and weights[k].shape != v.shape]
+    if problems:
+        raise BundleError(f"{weights_path} does not match the {config['head'].get('type')} head in "
+                          f"{CONFIG_FILE}: " + "; ".join(problems[:5]) + (" ..." if len(problems) > 5 else ""))
+    head.load_state_dict({k: v.to(expected[k].dtype) for k, v in weights.items()})
+    return head.eval()
+
+
+class Bundle:
+    """A loaded bundle: its config, its head, and (lazily) its backbone."""
+
+    def __init__(self, path: Path, config: dict, head: nn.Module, device: torch.device | None,
+                 backbone: Backbone | None = None) -> None:
+        self.path = path
+        self.config = config
+        self.head = head
+        self.device = device
+        self._backbone = backbone
+
+    @property
+    def name(self) -> str:
+        return str(self.config.get("name") or self.path.name)
+
+    @property
+    def backbone_name(self) -> str:
+        return str(self.config["backbone"].get("name", "?"))
+
+    @property
+    def fusion(self) -> str:
+        return self.config["fusion"]
+
+    @property
+    def metrics(self) -> dict:
+        return self.config.get("metrics", {})
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device | None = None,
+             backbone: Backbone | None = None) -> "Bundle":
+        """Read a bundle; the backbone is loaded on first use unless one is given (and checked)."""
+        path = Path(path)
+        config = _read_config(path)
+        head = _load_head(path, config)
+        dev = torch.device(device) if device is not None else (backbone.device if backbone is not None else None)
+        if dev is not None:
+            head.to(dev)
+        bundle = cls(path, config, head, dev)
+        if backbone is not None:
+            bundle._check_backbone(backbone)
+            bundle._backbone = backbone
+        return bundle
+
+    def _check_backbone(self, backbone: Backbone) -> None:
+        info = self.config["backbone"]
+        if backbone.embed_dim != self.config["head"]["embed_dim"]:
+            raise BundleError(f"bundle {self.name} needs {self.config['head']['embed_dim']}-dimensional "
+                              f"embeddings ({info.get('name')}), backbone {backbone.spec.name} gives "
+                              f"{backbone.embed_dim}")
+        expected = info.get("cache_key")
+        # Compare the weights digest only: the name before it is a label (a bundled or
+        # moved checkpoint may carry another one).
+        if expected and backbone.cache_key.rsplit("-", 1)[-1] != str(expected).rsplit("-", 1)[-1]:
+            raise BundleError(f"bundle {self.name} was trained on backbone weights {expected}, but the loaded "
+                              f"{backbone.spec.name} has {backbone.cache_key}: its predictions would be "
+                              "meaningless. Convert/download the same weights again or retrain.")
+
+    @property
+    def backbone(self) -> Backbone:
+        """The bundle's backbone, loaded on first access (by known name, bundled weights or source)."""
+        if self._backbone is None:
+            info = self.config["backbone"]
+            source = str(info.get("source") or "")
+            if info.get("bundled"):
+                target = str(self.path / source)
+            elif source and os.path.isabs(source) and os.path.isdir(source):
+                target = source  # the very folder it was trained with, still here
+            elif info.get("name") in KNOWN_BACKBONES:
+                target = info["name"]  # e.g. offline checkpoints, resolved on this machine
+            else:
+                target = source or info.get("name")
+            try:
+                backbone = load_backbone(target, device=self.device)
+            except BackboneError as exc:
+                raise BundleError(f"bundle {self.name} needs backbone {info.get('name')!r}: {exc}") from exc
+            if info.get("bundled"):
+                backbone.spec = BackboneSpec(str(info.get("name")), target, str(info.get("family", "transformer")),
+                                             f"fine-tuned {info.get('name')} stored in bundle {self.name}")
+            self._check_backbone(backbone)
+            self.head.to(backbone.device)
+            self._backbone = backbone
+        return self._backbone
+
+    def predict_embeddings(self, embeddings: np.ndarray) -> np.ndarray:
+        """(B, 2) [lat, lon] degrees for (B, D) embeddings."""
+        return predict_latlon(self.head, embeddings)
+
+    def predict_images(self, images: list[Image.Image]) -> np.ndarray:
+        """(2,) [lat, lon] for ONE place from all its views.
+
+        fusion "mean": the views' embeddings are averaged and predicted once; "none": each
+        view is predicted and the answer is the spherical mean of those predictions.
+        """
+        if not images:
+            raise BundleError("predict_images needs at least one image of the place")
+        embeddings = self.backbone.embed(list(images))
+        if self.fusion == "mean":
+            return self.predict_embeddings(embeddings.mean(axis=0, keepdims=True))[0]
+        return spherical_mean(self.predict_embeddings(embeddings))
+
+    def __repr__(self) -> str:
+        return f"Bundle({self.name!r}, backbone={self.backbone_name!r}, head={self.config['head'].get('type')!r})"
+
+
+def discover_bundles(models_dir: str | Path | None = None) -> list[Path]:
+    """Bundle folders (with config.json) in models_dir, GEOAI_MODELS_DIR or <repo>/models, sorted.
+
+    Subfolders without config.json are reported with a warning rather than silently skipped.
+    """
+    root = Path(models_dir) if models_dir is not None else Path(os.environ.get("GEOAI_MODELS_DIR",
+                                                                               REPO_ROOT / "models"))
+    if not root.is_dir():
+        return []
+    found = []
+    for child in sorted(root.iterdir()):
+        if not child.is_dir() or child.name.startswith((".", "_")):
+            continue
+        if (child / CONFIG_FILE).is_file():
+            found.append(child)
+        else:
+            warnings.warn(f"{child} has no {CONFIG_FILE}; it is not a model bundle and is ignored", stacklevel=2)
+    return found

@@ -1,0 +1,380 @@
+"""Prediction heads: from a backbone embedding (B, D) to a location [lat, lon].
+
+Every head is an `nn.Module` described completely by a JSON-able `config` (type, sizes,
+hyper-parameters, coordinate standardisation, geocells), so `head_from_config(config)`
+rebuilds it and a bundle only needs the config plus the weights. Common interface:
+
+    forward(embeddings)             -> dict of tensors ("latlon" is always there)
+    predict(embeddings)             -> (B, 2) tensor of valid [lat, lon] degrees
+    loss(outputs, latlon, cell)     -> scalar tensor to minimise
+    config                          -> dict
+
+Head types (see `HEAD_TYPES`):
+- ``linear-mse``: the study's Linear(D, 2) on standardised lat/lon, MSE loss.
+- ``linear-eqrect``: the same Linear, loss = mean equirectangular km (the study's).
+- ``linear-haversine``: the same Linear, loss = mean great-circle km (ours).
+- ``grid``: the study's hybrid: Linear(D, K) logits over grid cells, [embedding, logits]
+  into an MLP 250-150-100-50 to lat/lon; loss = CE + equirectangular km / distance scale.
+- ``geocell``: ours, after PIGEON: a cell classifier trained on haversine-smoothed targets
+  (tau 75 km); predicts the probability-weighted spherical mean of the top-k centroids,
+  optionally plus a regressed in-cell offset.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from geoai.geocells import GeocellError, Geocells, quadtree_cells
+from geoai.geodesy import haversine_km, spherical_mean, validate_coordinates
+from geoai.models.losses import (
+    distance_km,
+    haversine_soft_targets,
+    latlon_from_vectors,
+    soft_cross_entropy,
+    unit_vectors,
+)
+
+HEAD_TYPES = ("linear-mse", "linear-eqrect", "linear-haversine", "grid", "geocell")
+BASELINE_TYPES = ("medoid", "nearest-neighbour")
+GRID_MLP_HIDDEN = (250, 150, 100, 50)  # the study's regressor
+KM_PER_DEGREE = math.pi * 6371.009 / 180.0  # one degree of latitude
+
+
+class HeadError(ValueError):
+    """A head cannot be built, loaded or applied to the given input; the message says why."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def valid_latlon(latlon: torch.Tensor) -> torch.Tensor:
+    """Clamp latitude to [-90, 90] and wrap longitude into [-180, 180)."""
+    lat = latlon[..., 0].clamp(-90.0, 90.0)
+    lon = torch.remainder(latlon[..., 1] + 180.0, 360.0) - 180.0
+    return torch.stack([lat, lon], dim=-1)
+
+
+def check_latlon(latlon: Any, what: str = "latlon") -> np.ndarray:
+    """Validate an (N, 2) array of [lat, lon] degrees and return it as float64."""
+    arr = np.asarray(latlon, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] != 2 or len(arr) == 0:
+        raise HeadError(f"{what} must be a non-empty (N, 2) array of [lat, lon] degrees, got shape {arr.shape}")
+    try:
+        validate_coordinates(arr[:, 0], arr[:, 1])
+    except ValueError as exc:
+        raise HeadError(f"{what}: {exc}") from exc
+    return arr
+
+
+def mean_distance_to_centre_km(latlon: np.ndarray) -> float:
+    """Mean great-circle km from the points to their spherical mean (at least 1 km)."""
+    centre = spherical_mean(latlon)
+    km = haversine_km(latlon[:, 0], latlon[:, 1], centre[0], centre[1])
+    return max(float(np.mean(km)), 1.0)
+
+
+def _mlp(sizes: Sequence[int], dropout: float = 0.0) -> nn.Sequential:
+    """Linear layers with ReLU (and dropout) between them, none after the last."""
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+class GeoHead(nn.Module):
+    """Base class: config bookkeeping, input checks and the predict() contract."""
+
+    head_type: str = ""
+
+    def __init__(self, config: dict) -> None:
+        super().__init__()
+        self._config = copy.deepcopy(config)
+        self.embed_dim = int(config["embed_dim"])
+        if self.embed_dim < 1:
+            raise HeadError(f"embed_dim must be positive, got {self.embed_dim}")
+
+    @property
+    def config(self) -> dict:
+        """JSON-able description from which `head_from_config` rebuilds this head."""
+        return copy.deepcopy(self._config)
+
+    @property
+    def device(self) -> torch.device:
+        tensor = next(iter(self.parameters()), None)
+        if tensor is None:
+            tensor = next(iter(self.buffers()), None)
+        return tensor.device if tensor is not None else torch.device("cpu")
+
+    def as_embeddings(self, embeddings: Any) -> torch.Tensor:
+        """Embeddings as a float tensor on this head's device, checked to be (B, embed_dim)."""
+        x = embeddings if isinstance(embeddings, torch.Tensor) else torch.as_tensor(np.asarray(embeddings))
+        if x.ndim != 2 or x.shape[1] != self.embed_dim:
+            raise HeadError(
+                f"expected embeddings of shape (B, {self.embed_dim}), got {tuple(x.shape)}: this "
+                f"{self.head_type} head was trained on a backbone with {self.embed_dim}-dimensional embeddings")
+        if not x.is_floating_point():
+            x = x.float()
+        return x.to(device=self.device, dtype=torch.float32)
+
+    def predict(self, embeddings: Any) -> torch.Tensor:
+        """(B, 2) valid [lat, lon] degrees for (B, D) embeddings (tensor or array)."""
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                return valid_latlon(self(self.as_embeddings(embeddings))["latlon"])
+        finally:
+            self.train(was_training)
+
+
+# --------------------------------------------------------------------------- regression heads
+
+
+class _Standardised(GeoHead):
+    """A head whose regressor outputs standardised (z-scored) [lat, lon]."""
+
+    def __init__(self, config: dict) -> None:
+        super().__init__(config)
+        mean = torch.tensor(config["coord_mean"], dtype=torch.float32)
+        std = torch.tensor(config["coord_std"], dtype=torch.float32)
+        if mean.shape != (2,) or std.shape != (2,) or not bool((std > 0).all()):
+            raise HeadError(f"coord_mean and coord_std must be two numbers each, std > 0; got {mean}, {std}")
+        # Non-persistent: they come from the config, not from the weights file.
+        self.register_buffer("coord_mean", mean, persistent=False)
+        self.register_buffer("coord_std", std, persistent=False)
+
+    def destandardise(self, z: torch.Tensor) -> torch.Tensor:
+        return z * self.coord_std + self.coord_mean
+
+    def standardise(self, latlon: torch.Tensor) -> torch.Tensor:
+        return (latlon - self.coord_mean) / self.coord_std
+
+
+class LinearHead(_Standardised):
+    """Linear(D, 2) to standardised lat/lon; MSE, equirectangular or haversine loss."""
+
+    LOSSES = {"linear-mse": "mse", "linear-eqrect": "equirectangular", "linear-haversine": "haversine"}
+
+    def __init__(self, config: dict) -> None:
+        super().__init__(config)
+        self.head_type = config["type"]
+        self.loss_kind = self.LOSSES[self.head_type]
+        self.linear = nn.Linear(self.embed_dim, 2)
+
+    def forward(self, embeddings: torch.Tensor) -> dict[str, torch.Tensor]:
+        z = self.linear(embeddings)
+        return {"z": z, "latlon": self.destandardise(z)}
+
+    def loss(self, outputs: dict[str, torch.Tensor], latlon: torch.Tensor,
+             cell: torch.Tensor | None = None) -> torch.Tensor:
+        latlon = latlon.to(outputs["z"])
+        if self.loss_kind == "mse":
+            return F.mse_loss(outputs["z"], self.standardise(latlon))
+        return distance_km(outputs["latlon"], latlon, self.loss_kind).mean()
+
+
+class GridHead(_Standardised):
+    """The study's hybrid head: grid-square logits, fed with the embedding to an MLP regressor.
+
+    Loss = cross_entropy(logits, cell) + equirectangular_km / distance_scale_km. The scale
+    defaults to the mean distance of the training points to their centre, the error of
+    always guessing the middle of the map: the distance term then starts near 1 and falls
+    towards 0 as the regressor learns, on the same footing as the cross-entropy (log K at
+    the start), so neither term drowns the other whatever the map size.
+    """
+
+    head_type = "grid"
+
+    def __init__(self, config: dict) -> None:
+        super().__init__(config)
+        self.cells = Geocells.from_dict(config["cells"])
+        self.distance_scale_km = float(config["distance_scale_km"])
+        k = len(self.cells)
+        self.classifier = nn.Linear(self.embed_dim, k)
+        self.regressor = _mlp([self.embed_dim + k, *config["hidden"], 2], config.get("dropout", 0.0))
+
+    def forward(self, embeddings: torch.Tensor) -> dict[str, torch.Tensor]:
+        logits = self.classifier(embeddings)
+        z = self.regressor(torch.cat([embeddings, logits], dim=1))
+        return {"logits": logits, "z": z, "latlon": self.destandardise(z)}
+
+    def loss(self, outputs: dict[str, torch.Tensor], latlon: torch.Tensor,
+             cell: torch.Tensor | None = None) -> torch.Tensor:
+        if cell is None:
+            raise HeadError("the grid head needs the grid cell of every training sample (cell=...)")
+        latlon = latlon.to(outputs["z"])
+        ce = F.cross_entropy(outputs["logits"], cell.to(outputs["logits"].device).long())
+        km = distance_km(outputs["latlon"], latlon, "equirectangular").mean()
+        return ce + km / self.distance_scale_km
+
+
+# --------------------------------------------------------------------------- geocell classifier
+
+
+class GeocellHead(GeoHead):
+    """Geocell classifier with haversine label smoothing (PIGEON), top-k centroid prediction.
+
+    predict = spherical mean of the top_k most probable centroids weighted by their
+    (renormalised) probabilities: between cells it hedges towards the likelier region
+    instead of snapping to one centroid. With offset=True a Linear(D, 2) also regresses a
+    north/east offset in km added to that point, trained with the haversine distance.
+    """
+
+    head_type = "geocell"
+
+    def __init__(self, config: dict) -> None:
+        super().__init__(config)
+        self.cells = Geocells.from_dict(config["cells"])
+        self.tau_km = float(config["tau_km"])
+        self.top_k = int(config["top_k"])
+        self.distance_scale_km = float(config["distance_scale_km"])
+        if self.tau_km <= 0 or self.top_k < 1:
+            raise HeadError(f"tau_km must be > 0 and top_k >= 1, got {self.tau_km}, {self.top_k}")
+        centroids = torch.tensor(self.cells.centroids, dtype=torch.float32)
+        self.register_buffer("centroids", centroids, persistent=False)
+        self.register_buffer("centroid_vectors", unit_vectors(centroids.double()).float(), persistent=False)
+        hidden = config.get("hidden")
+        sizes = [self.embed_dim, *([hidden] if hidden else []), len(self.cells)]
+        self.classifier = _mlp(sizes, config.get("dropout", 0.0))
+        self.offset = nn.Linear(self.embed_dim, 2) if config.get("offset") else None
+        if self.offset is not None:  # start at "no offset"
+            nn.init.zeros_(self.offset.weight)
+            nn.init.zeros_(self.offset.bias)
+
+    def forward(self, embeddings: torch.Tensor) -> dict[str, torch.Tensor]:
+        logits = self.classifier(embeddings)
+        probs = torch.softmax(logits, dim=1)
+        k = min(self.top_k, probs.shape[1])
+        top_p, top_i = probs.topk(k, dim=1)
+        weights = top_p / top_p.sum(dim=1, keepdim=True)
+        centre = latlon_from_vectors((weights.unsqueeze(-1) * self.centroid_vectors[top_i]).sum(dim=1))
+        out = {"logits": logits, "probs": probs, "cell_latlon": centre, "latlon": centre}
+        if self.offset is not None:
+            # The offset refines a fixed point: gradients go to the offset, not the classifier.
+            north_east = self.offset(embeddings) * self.distance_scale_km
+            out["offset_km"] = north_east
+            out["latlon"] = _move_km(centre.detach(), north_east)
+        return out
+
+    def loss(self, outputs: dict[str, torch.Tensor], latlon: torch.Tensor,
+             cell: torch.Tensor | None = None) -> torch.Tensor:
+        # The true cell is not needed: its term cancels in the target normalisation.
+        logits = outputs["logits"]
+        latlon = latlon.to(logits.device)
+        targets = haversine_soft_targets(latlon, self.centroids, self.tau_km)
+        loss = soft_cross_entropy(logits, targets)
+        if self.offset is not None:
+            km = distance_km(outputs["latlon"], latlon.to(outputs["latlon"]), "haversine").mean()
+            loss = loss + km / self.distance_scale_km
+        return loss
+
+
+def _move_km(latlon: torch.Tensor, north_east_km: torch.Tensor) -> torch.Tensor:
+    """Shift points by (north, east) km (flat-Earth approximation, fine within a cell)."""
+    lat = latlon[:, 0] + north_east_km[:, 0] / KM_PER_DEGREE
+    cos_lat = torch.cos(torch.deg2rad(latlon[:, 0])).clamp_min(1e-3)
+    lon = latlon[:, 1] + north_east_km[:, 1] / (KM_PER_DEGREE * cos_lat)
+    return torch.stack([lat, lon], dim=1)
+
+
+# --------------------------------------------------------------------------- construction
+
+
+def build_head(head_type: str, embed_dim: int, *, train_latlon: np.ndarray,
+               cells: Geocells | None = None, **hparams: Any) -> nn.Module:
+    """A freshly initialised head of `head_type` for `embed_dim`-dimensional embeddings.
+
+    train_latlon: (N, 2) training coordinates, for standardisation and distance scales.
+    cells: the grid squares (grid head, required) or geocells (geocell head; default:
+        quadtree cells of train_latlon with cell_min_samples/cell_max_samples).
+    hparams: grid: hidden (default 250,150,100,50), dropout, distance_scale_km;
+        geocell: tau_km (75), top_k (5), hidden (None = linear), dropout, offset (False),
+        distance_scale_km; baselines: see geoai.models.baselines.
+    Unknown hyper-parameters raise HeadError rather than being ignored.
+    """
+    if head_type in BASELINE_TYPES:
+        from geoai.models.baselines import build_baseline
+
+        return build_baseline(head_type, embed_dim, train_latlon=train_latlon, **hparams)
+    if head_type not in HEAD_TYPES:
+        raise HeadError(f"unknown head type {head_type!r}; choose from {', '.join(HEAD_TYPES + BASELINE_TYPES)}")
+    latlon = check_latlon(train_latlon, "train_latlon")
+    config: dict[str, Any] = {"type": head_type, "embed_dim": int(embed_dim)}
+    if head_type != "geocell":
+        std = latlon.std(axis=0)
+        config["coord_mean"] = latlon.mean(axis=0).tolist()
+        config["coord_std"] = np.where(std > 1e-6, std, 1.0).tolist()  # one location: avoid /0
+
+    allowed: dict[str, Any]
+    if head_type.startswith("linear-"):
+        allowed = {}
+    elif head_type == "grid":
+        if cells is None:
+            raise HeadError("the grid head needs the grid cells (cells=grid_cells(square_ids, latlon))")
+        allowed = {"hidden": list(GRID_MLP_HIDDEN), "dropout": 0.0,
+                   "distance_scale_km": mean_distance_to_centre_km(latlon)}
+    else:
+        allowed = {"tau_km": 75.0, "top_k": 5, "hidden": None, "dropout": 0.0, "offset": False,
+                   "distance_scale_km": mean_distance_to_centre_km(latlon),
+                   "cell_min_samples": 10, "cell_max_samples": 100}
+    unknown = sorted(set(hparams) - set(allowed))
+    if unknown:
+        raise HeadError(f"unknown hyper-parameter(s) {unknown} for a {head_type} head; "
+                        f"it takes {sorted(allowed) or 'none'}")
+    settings = {**allowed, **hparams}
+    if head_type == "geocell":
+        min_samples = int(settings.pop("cell_min_samples"))
+        max_samples = int(settings.pop("cell_max_samples"))
+        if cells is None:
+            cells = quadtree_cells(latlon, min_samples=min_samples, max_samples=max_samples)
+    if "hidden" in settings and head_type == "grid":
+        settings["hidden"] = [int(h) for h in settings["hidden"]]
+    config.update(settings)
+    if cells is not None:
+        config["cells"] = cells.to_dict()
+    return head_from_config(config)
+
+
+def head_from_config(config: dict) -> nn.Module:
+    """Rebuild a head (or baseline) from its `config` (weights are loaded separately)."""
+    if not isinstance(config, dict) or "type" not in config:
+        raise HeadError(f"a head config must be a dict with a 'type', got {config!r:.200}")
+    head_type = config["type"]
+    if head_type in BASELINE_TYPES:
+        from geoai.models.baselines import baseline_from_config
+
+        return baseline_from_config(config)
+    try:
+        if head_type in LinearHead.LOSSES:
+            return LinearHead(config)
+        if head_type == "grid":
+            return GridHead(config)
+        if head_type == "geocell":
+            return GeocellHead(config)
+    except KeyError as exc:
+        raise HeadError(f"the {head_type} head config lacks the entry {exc}") from exc
+    except GeocellError as exc:
+        raise HeadError(f"the {head_type} head config has invalid cells: {exc}") from exc
+    raise HeadError(f"unknown head type {head_type!r}; choose from {', '.join(HEAD_TYPES + BASELINE_TYPES)}")
+
+
+def predict_latlon(head: nn.Module, embeddings: Any, batch_size: int = 4096) -> np.ndarray:
+    """(B, 2) float64 NumPy [lat, lon] of any head or baseline, in batches."""
+    embeddings = np.asarray(embeddings, dtype=np.float32) if not isinstance(embeddings, torch.Tensor) else embeddings
+    if len(embeddings) == 0:
+        return np.zeros((0, 2), dtype=np.float64)
+    parts = []
+    for start in range(0, len(embeddings), batch_size):
+        pred = head.predict(embeddings[start:start + batch_size])
+        parts.append(pred.detach().cpu().numpy() if isinstance(pred, torch.Tensor) else np.asarray(pred))
+    return np.concatenate(parts).astype(np.float64)
