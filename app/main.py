@@ -1,0 +1,43 @@
+"""Entry point: `streamlit run app/main.py` (pages Play, Leaderboard, Models).
+
+Configuration by environment: GEOAI_DATA_DIR (maps), GEOAI_MODELS_DIR (model bundles),
+GEOAI_DATABASE_URL (leaderboard database), GEOAI_BASEMAP (auto|on|off: online basemap).
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+# `streamlit run app/main.py` puts app/ on sys.path, not the repository: add it.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+import streamlit as st  # noqa: E402
+
+from app import page_leaderboard, page_models, page_play, resources  # noqa: E402
+
+log = logging.getLogger("geoai.app")
+
+
+def main() -> None:
+    st.set_page_config(page_title="geoai: where was this photo taken?", page_icon="🌍", layout="wide")
+    pages = [st.Page(page_play.render, title="Play", icon="🎯", url_path="play", default=True),
+             st.Page(page_leaderboard.render, title="Leaderboard", icon="🏆", url_path="leaderboard"),
+             st.Page(page_models.render, title="Models", icon="🤖", url_path="models")]
+    navigation = st.navigation(pages)
+    with st.sidebar:
+        online = resources.basemap_available()
+        st.toggle("Online basemap", value=online, disabled=not online, key="basemap",
+                  help="Street map tiles from the internet; the offline map with country borders "
+                       "is always there.")
+    try:
+        navigation.run()
+    except Exception:  # a player never sees a traceback; the log has it
+        log.exception("page failed")
+        st.error("Something went wrong on this page. It has been logged; please reload the page "
+                 "or start a new game.")
+
+
+main()

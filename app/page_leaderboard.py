@@ -1,0 +1,41 @@
+"""The Leaderboard page: best games per map, and how people fare against each model."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app import resources
+from db.store import StoreError
+
+
+def render() -> None:
+    st.title("Leaderboard")
+    try:
+        store = resources.store()
+        maps = store.maps()
+    except StoreError as exc:
+        st.error(f"The leaderboard database is not available: {exc}")
+        return
+    if not maps:
+        st.info("No games yet: play one on the Play page and it will appear here.")
+        return
+    map_name = st.selectbox("Map", maps, key="leaderboard_map")
+    best = store.best_games(map_name, limit=20)
+    st.subheader(f"Best games on {map_name}")
+    st.table(pd.DataFrame([{"rank": g.rank, "player": g.player, "points": g.points, "rounds": g.rounds,
+                            "winner": g.winner, "finished (UTC)": g.finished_at} for g in best]),
+             hide_index=True)
+
+    st.subheader("People vs models")
+    scope = st.radio("Games", ["this map", "all maps"], horizontal=True, key="leaderboard_scope")
+    matchups = store.person_vs_models(map_name if scope == "this map" else None)
+    if not matchups:
+        st.caption("No games against models yet.")
+        return
+    st.table(pd.DataFrame([{
+        "model": m.model, "games": m.games,
+        "people won": f"{m.person_won_games} ({m.person_game_win_rate:.0%})",
+        "model won": m.model_won_games, "ties": m.tied_games,
+        "rounds people were closer": f"{m.person_won_rounds}/{m.rounds} ({m.person_round_win_rate:.0%})",
+        "people mean km": round(m.person_mean_km, 1), "model mean km": round(m.model_mean_km, 1),
+    } for m in matchups]), hide_index=True)

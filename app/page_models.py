@@ -1,0 +1,53 @@
+"""The Models page: the bundles in play and their evaluation tables."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app import resources
+from app.players import FAMILY_LABELS, choose_opponents
+
+METRIC_COLUMNS = ("n", "mean_km", "median_km", "within_1km", "within_25km", "within_200km", "within_750km",
+                  "within_2500km", "mean_points", "country_accuracy")
+
+
+def metrics_frame(metrics: dict) -> pd.DataFrame:
+    """One row per split (test, val, train) with the metrics the bundle recorded."""
+    rows = []
+    for split in ("test", "val", "train"):
+        values = metrics.get(split)
+        if isinstance(values, dict):
+            rows.append({"split": split, **{k: values.get(k) for k in METRIC_COLUMNS if k in values}})
+    return pd.DataFrame(rows)
+
+
+def render() -> None:
+    st.title("Models")
+    infos, problems = resources.all_opponents()
+    for problem in problems:
+        st.warning(problem)
+    if not infos:
+        st.info(f"No model bundles in {resources.models_dir()}. Train and publish some:")
+        st.code("python -m train convert-offline\n"
+                "python -m train --data ../shared/data/croatia-streetview --out runs/croatia\n"
+                "python -m train publish runs/croatia", language="bash")
+        return
+    maps = resources.map_names()
+    in_play = {}
+    for map_name in maps:
+        for info in choose_opponents(infos, map_name):
+            in_play.setdefault(info.name, []).append(map_name)
+    st.dataframe(pd.DataFrame([{
+        "model": i.name, "backbone": i.backbone, "family": FAMILY_LABELS.get(i.family, i.family),
+        "head": i.head, "fusion": i.fusion, "trained on": i.dataset,
+        "plays on": ", ".join(in_play.get(i.name, [])) or "-",
+        "test mean km": None if i.test_score() == float("inf") else round(i.test_score(), 1),
+    } for i in infos]), hide_index=True, width="stretch")
+    for info in infos:
+        with st.expander(f"{info.label}: evaluation", expanded=len(infos) <= 2):
+            frame = metrics_frame(info.metrics)
+            if frame.empty:
+                st.caption("This bundle records no evaluation.")
+            else:
+                st.dataframe(frame, hide_index=True, width="stretch")
+            st.caption(f"Bundle folder: {info.path}")

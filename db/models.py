@@ -1,0 +1,85 @@
+"""SQLAlchemy 2.0 tables: a player plays games; a game has rounds; each round has one
+guess per participant (the person and every model opponent)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, String,
+                        UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from db.names import MAX_NAME_LENGTH
+
+PERSON = "person"  # Guess.who of the human player; models are stored under their names.
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Player(Base):
+    __tablename__ = "player"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Validated by db.names before it gets here; unique so a returning name adds up.
+    name: Mapped[str] = mapped_column(String(MAX_NAME_LENGTH), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    games: Mapped[list[Game]] = relationship(back_populates="player")
+
+
+class Game(Base):
+    __tablename__ = "game"
+    __table_args__ = (Index("ix_game_map_points", "map_name", "person_points"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    player_id: Mapped[int] = mapped_column(ForeignKey("player.id", ondelete="CASCADE"))
+    map_name: Mapped[str] = mapped_column(String(200))
+    map_size_km: Mapped[float] = mapped_column(Float)
+    rounds_played: Mapped[int] = mapped_column(Integer)
+    person_points: Mapped[int] = mapped_column(Integer)
+    # Display text: the winner's name, or "tie: a, b" (kept so history survives renames).
+    winner: Mapped[str] = mapped_column(String(400))
+    person_won: Mapped[bool] = mapped_column()
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    player: Mapped[Player] = relationship(back_populates="games")
+    rounds: Mapped[list[Round]] = relationship(
+        back_populates="game", cascade="all, delete-orphan", order_by="Round.number")
+
+
+class Round(Base):
+    __tablename__ = "round"
+    __table_args__ = (UniqueConstraint("game_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    game_id: Mapped[int] = mapped_column(ForeignKey("game.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)  # 1-based
+    location_id: Mapped[str] = mapped_column(String(400))
+    image: Mapped[str] = mapped_column(String(1000))  # first view's file name in the dataset
+    lat: Mapped[float] = mapped_column(Float)  # the truth
+    lon: Mapped[float] = mapped_column(Float)
+
+    game: Mapped[Game] = relationship(back_populates="rounds")
+    guesses: Mapped[list[Guess]] = relationship(back_populates="round", cascade="all, delete-orphan")
+
+
+class Guess(Base):
+    __tablename__ = "guess"
+    __table_args__ = (
+        UniqueConstraint("round_id", "who"),
+        CheckConstraint("distance_km >= 0", name="distance_non_negative"),
+        CheckConstraint("points >= 0 AND points <= 5000", name="points_in_range"),
+        Index("ix_guess_who", "who"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("round.id", ondelete="CASCADE"))
+    who: Mapped[str] = mapped_column(String(200))  # PERSON or the model bundle's name
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    distance_km: Mapped[float] = mapped_column(Float)
+    points: Mapped[int] = mapped_column(Integer)
+
+    round: Mapped[Round] = relationship(back_populates="guesses")
