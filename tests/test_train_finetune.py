@@ -1,0 +1,42 @@
+"""Full fine-tuning for one epoch on a tiny BEiT: the backbone really changes and ships in the bundle."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from geoai.data import load_image_folder, open_image
+from geoai.models import Bundle
+from tiny_models import make_tiny_beit, write_colour_coded_folder
+from train.cli import main
+
+
+@pytest.mark.slow
+def test_finetune_trains_the_backbone_and_bundles_it(tmp_path):
+    data = write_colour_coded_folder(tmp_path / "colours", n_places=20, views=2)
+    beit = make_tiny_beit(tmp_path / "tiny-beit")
+    out = tmp_path / "run"
+    assert main(["--data", str(data), "--backbones", str(beit), "--heads", "grid", "--finetune",
+                 "--epochs", "1", "--batch-size", "8", "--out", str(out), "--no-cache",
+                 "--num-workers", "0", "--device", "cpu"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["run"]["finetune"] is True
+    assert [r["id"] for r in results["results"]] == ["tiny-beit-grid-single", "tiny-beit-grid-mean"]
+    assert all(r["epochs_run"] == 1 and r["best_epoch"] == 1 for r in results["results"])
+    # The generated folder has square_id: the grid head uses the study's grid squares.
+    assert any("study grid from square_id" in note for note in results["notes"])
+    assert "fine-tuned" in (out / "results.md").read_text()
+
+    original = load_file(str(beit / "model.safetensors"))
+    place = load_image_folder(data).frame.groupby("location_id")["path"].apply(list).iloc[0]
+    for row in results["results"]:
+        bundle_dir = out / row["bundle"]
+        tuned = load_file(str(bundle_dir / "backbone" / "model.safetensors"))
+        changed = [k for k in original if k in tuned and not torch.equal(original[k], tuned[k])]
+        assert changed, "fine-tuning left every backbone weight unchanged"
+        bundle = Bundle.load(bundle_dir, device="cpu")  # loads the bundled, fine-tuned backbone
+        lat, lon = bundle.predict_images([open_image(p) for p in place])
+        assert -90 <= lat <= 90 and -180 <= lon < 180
+        assert bundle.config["backbone"]["bundled"] is True

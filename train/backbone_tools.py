@@ -1,0 +1,46 @@
+"""`python -m train backbones` (what can be trained on here) and `convert-offline`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from geoai.models.backbones import CHECKPOINTS_DIR, KNOWN_BACKBONES, backbone_status
+
+# Converted name -> the converter in geoai.backbones.offline that builds it.
+OFFLINE_BACKBONES = ("dinov2-small-imgfocus", "mobilenetv2-1.0-deepsort")
+
+
+def backbone_table() -> str:
+    """A plain-text table: name, family, available now, description, and where / why not."""
+    rows = [("name", "family", "available", "description", "status")]
+    for name, spec in KNOWN_BACKBONES.items():
+        available, why = backbone_status(spec)
+        rows.append((name, spec.family, "yes" if available else "no", spec.description, why))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4] for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths) + "  " + "-" * 6)
+    return "\n".join(lines)
+
+
+def _converted(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
+
+
+def convert_offline(out_dir: str | Path | None = None) -> list[tuple[str, Path, str]]:
+    """Build the offline backbones into out_dir (default CHECKPOINTS_DIR); skip converted ones.
+
+    Returns (name, folder, "converted" | "already converted") per backbone.
+    """
+    from geoai.backbones.offline import convert_dinov2_small, convert_mobilenetv2
+
+    converters = {"dinov2-small-imgfocus": convert_dinov2_small,
+                  "mobilenetv2-1.0-deepsort": convert_mobilenetv2}
+    root = Path(out_dir) if out_dir is not None else CHECKPOINTS_DIR
+    done = []
+    for name in OFFLINE_BACKBONES:
+        folder = root / name
+        if _converted(folder):
+            done.append((name, folder, "already converted"))
+            continue
+        converters[name](folder, overwrite=True)
+        done.append((name, folder, "converted"))
+    return done

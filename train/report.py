@@ -1,0 +1,104 @@
+"""RUN/results.md (the study's table, extended) and RUN/results.json (the same, machine-readable)."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+RESULTS_FORMAT = "geoai-results/1"
+
+# How each head is described in the study's "Loss" and "Head" columns.
+HEAD_LABELS: dict[str, tuple[str, str]] = {
+    "linear-mse": ("MSE (standardised lat/lon)", "Linear"),
+    "linear-eqrect": ("Equirectangular distance", "Linear"),
+    "linear-haversine": ("Haversine distance", "Linear"),
+    "grid": ("Cross-entropy + equirectangular", "Grid classifier + MLP"),
+    "geocell": ("KL to Haversine-smoothed cells", "Geocell classifier (top-5 mean)"),
+    "medoid": ("-", "Medoid of training places (baseline)"),
+    "nearest-neighbour": ("-", "Nearest neighbour in embedding space (baseline)"),
+}
+VIEW_LABELS = {"single": "single", "mean": "fused (mean)"}
+
+
+def head_labels(head: str) -> tuple[str, str]:
+    """(loss, head) descriptions of a head type for the table."""
+    return HEAD_LABELS.get(head, (head, head))
+
+
+def _km(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def results_table(rows: list[dict[str, Any]]) -> str:
+    """The Markdown table: one line per configuration."""
+    header = ["Architecture", "Loss", "Head", "Views", "Mean Train Haversine (km)",
+              "Mean Val Haversine (km)", "Mean Test Haversine (km)", "Median Test (km)",
+              "Test within 25 km", "Test within 200 km", "Test within 750 km",
+              "Mean GeoGuessr points (test)", "Country accuracy (test)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        m = row["metrics"]
+        test = m.get("test", {})
+        lines.append("| " + " | ".join([
+            row["architecture"], row["loss"], row["head_label"], VIEW_LABELS.get(row["views"], row["views"]),
+            _km(m.get("train", {}).get("mean_km")), _km(m.get("val", {}).get("mean_km")),
+            _km(test.get("mean_km")), _km(test.get("median_km")),
+            _pct(test.get("within_25km")), _pct(test.get("within_200km")), _pct(test.get("within_750km")),
+            _num(test.get("mean_points")), _pct(test.get("country_accuracy")),
+        ]) + " |")
+    return "\n".join(lines)
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    """results.md text from the results.json dict."""
+    ds = results["dataset"]
+    sizes = ds["split_sizes"]
+    run = results["run"]
+    lines = [
+        f"# Geolocation results: {ds['name']}",
+        "",
+        f"- Dataset: `{ds['name']}` ({ds['root']}), fingerprint `{ds['fingerprint']}`",
+        "- Splits (by place): " + ", ".join(
+            f"{split} {sizes[split]['images']} images / {sizes[split]['places']} places"
+            for split in ("train", "val", "test")),
+        f"- Map size D = {ds['map_size_km']:,.1f} km (GeoGuessr points: 5000 * exp(-10 d / D))",
+        f"- Views: {', '.join(VIEW_LABELS.get(v, v) for v in run['fusion'])}"
+        + (f" ({run['fusion_note']})" if run.get("fusion_note") else ""),
+        f"- Backbones {'fine-tuned' if run['finetune'] else 'frozen'}; epochs <= {run['epochs']}, "
+        f"patience {run['patience']}, seed {run['seed']}, {run['processes']} process(es), device {run['device']}",
+    ]
+    for note in results.get("notes", []):
+        lines.append(f"- {note}")
+    lines += ["", "## Results", "", results_table(results["results"]), "",
+              "Shares and accuracies are on the test split; distances are great-circle (Haversine) km.",
+              "", "## Wall time per stage", "", "| Stage | Seconds |", "|---|---|"]
+    lines += [f"| {s['name']} | {s['seconds']:.2f} |" for s in results["stages"]]
+    lines += ["", f"Total: {sum(s['seconds'] for s in results['stages']):.1f} s", ""]
+    return "\n".join(lines)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def write_reports(run_dir: Path, results: dict[str, Any]) -> tuple[Path, Path]:
+    """Write RUN/results.json and RUN/results.md; returns their paths."""
+    run_dir = Path(run_dir)
+    json_path, md_path = run_dir / "results.json", run_dir / "results.md"
+    _atomic_write(json_path, json.dumps(results, indent=2, sort_keys=False) + "\n")
+    _atomic_write(md_path, render_markdown(results))
+    return json_path, md_path
