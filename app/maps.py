@@ -88,22 +88,14 @@ def load_map(folder: Path) -> GameMap:
 
 
 def places_of(dataset: GeoDataset) -> list[Place]:
-    """One Place per location_id and position, its views ordered by heading.
-
-    A location_id that spans several positions (im2gps3k groups by photographer) becomes
-    one place per position: a round must have a single true answer.
-    """
-    frame = dataset.frame.assign(_lat=dataset.frame["lat"].round(6), _lon=dataset.frame["lon"].round(6))
+    """One Place per place key (GeoDataset.place_keys), its views ordered by heading."""
+    frame = dataset.frame.assign(_place=dataset.place_keys())
     places = []
-    for (location_id, lat, lon), rows in frame.groupby(["location_id", "_lat", "_lon"], sort=True):
+    for place_id, rows in frame.groupby("_place", sort=True):
         rows = rows.sort_values("heading", key=_heading_order)
         paths = tuple(str(p) for p in rows["path"].head(MAX_VIEWS_PER_PLACE))
-        same_group = frame["location_id"] == location_id
-        place_id = str(location_id)
-        if frame.loc[same_group, ["_lat", "_lon"]].drop_duplicates().shape[0] > 1:
-            place_id = f"{location_id}@{lat:.6f},{lon:.6f}"
         country = str(rows["country"].iloc[0]) if "country" in rows else ""
-        places.append(Place(location_id=place_id, lat=float(rows["lat"].iloc[0]),
+        places.append(Place(location_id=str(place_id), lat=float(rows["lat"].iloc[0]),
                             lon=float(rows["lon"].iloc[0]), image_paths=paths, country=country))
     return places
 

@@ -91,3 +91,16 @@ def test_groups_and_summary(dataset):
     assert sum(s["images"] for s in summary["splits"].values()) == 36
     assert sum(s["groups"] for s in summary["splits"].values()) == 12
     assert summary["problems"] == {}
+
+
+def test_place_keys_split_a_group_that_spans_several_positions(shared_data):
+    from geoai.data import load_image_folder
+
+    streets = load_image_folder(shared_data / "croatia-streetview", check_images="none")
+    assert streets.place_keys().nunique() == 100  # 4 views of each place stay together
+    photographers = load_image_folder(shared_data / "im2gps3k", check_images="none")
+    keys = photographers.place_keys()
+    # one photographer's photos taken in different places are different places
+    assert keys.nunique() > photographers.frame["location_id"].nunique()
+    per_place = photographers.frame.groupby(keys.to_numpy())[["lat", "lon"]].nunique()
+    assert (per_place == 1).all().all()

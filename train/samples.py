@@ -22,7 +22,9 @@ class Samples:
     """One split's samples.
 
     rows: per sample, the dataset-frame row indices of its images (one for "single").
-    latlon: (N, 2) truth; country: (N,) ISO codes or None when the dataset lacks some;
+    latlon: (N, 2) truth; country: (N,) authoritative ISO codes, or None to let the metrics
+    reverse-geocode the truth with the same geocoder as the predictions (datasets' country
+    columns come from another geocoder and disagree on ~10% of border-region places);
     embeddings: (N, D) float32 or None (fine-tuning embeds images on the fly);
     square_ids: (N,) study grid squares or None.
     """
@@ -39,14 +41,7 @@ class Samples:
 
 def has_multiple_views(dataset: GeoDataset) -> bool:
     """True when at least one place has more than one image."""
-    return bool((dataset.frame["location_id"].value_counts() > 1).any())
-
-
-def _countries(frame: pd.DataFrame) -> np.ndarray | None:
-    # A partly unknown country column would count every unknown row as a miss; the metrics
-    # then reverse-geocode the truth instead.
-    values = frame["country"].astype(str).to_numpy(dtype=object)
-    return values if len(values) and (values != "").all() else None
+    return bool((dataset.place_keys().value_counts() > 1).any())
 
 
 def _square_ids(frame: pd.DataFrame) -> np.ndarray | None:
@@ -73,7 +68,7 @@ def build_samples(dataset: GeoDataset, split: str, fusion: str,
         index = np.arange(len(rows))
         groups = [rows[i:i + 1] for i in index]
     elif fusion == "mean":
-        keys = part["location_id"].astype(str).tolist()
+        keys = dataset.place_keys().iloc[rows].tolist()
         if emb is not None:
             emb, index = fuse_views(emb, keys)
         else:
@@ -84,9 +79,8 @@ def build_samples(dataset: GeoDataset, split: str, fusion: str,
     else:
         raise ValueError(f"unknown fusion mode {fusion!r}")
     first = part.iloc[np.asarray(index)]
-    countries = _countries(first)
     squares = _square_ids(first)
     return Samples(rows=groups, latlon=first[["lat", "lon"]].to_numpy(dtype=np.float64),
-                   country=countries,
+                   country=None,
                    embeddings=None if emb is None else np.asarray(emb, dtype=np.float32),
                    square_ids=squares)

@@ -92,6 +92,19 @@ class GeoDataset:
         """Rows grouped by location_id (the views of one place), e.g. for multi-view fusion."""
         return self.frame.groupby("location_id", sort=True)
 
+    def place_keys(self) -> pd.Series:
+        """A key per row naming its place: the views of one place share it.
+
+        Usually the location_id. Where a location_id spans several positions (im2gps3k
+        groups photos by photographer), each position is its own place, keyed
+        "<location_id>@<lat>,<lon>", so a place always has a single true answer.
+        """
+        frame = self.frame
+        position = frame["lat"].round(6).map("{:.6f}".format) + "," + frame["lon"].round(6).map("{:.6f}".format)
+        spans = position.groupby(frame["location_id"]).transform("nunique") > 1
+        keys = frame["location_id"].astype(str)
+        return keys.where(~spans, keys + "@" + position)
+
     def summary(self) -> dict[str, Any]:
         """JSON-ready overview: sizes, views per group, countries, splits and problems."""
         frame = self.frame
