@@ -133,16 +133,17 @@ def test_publish_copies_the_best_bundle_per_backbone(run, tmp_path, capsys):
     models = tmp_path / "models"
     assert main(["publish", str(run["out"]), "--models-dir", str(models)]) == 0
     printed = capsys.readouterr().out
-    assert sorted(p.name for p in discover_bundles(models)) == ["tiny-beit", "tiny-resnet"]
+    folders = ["croatia-streetview-tiny-beit", "croatia-streetview-tiny-resnet"]  # <map>-<backbone>
+    assert sorted(p.name for p in discover_bundles(models)) == folders
     for backbone in ("tiny-beit", "tiny-resnet"):
         rows = [r for r in run["results"]["results"] if r["backbone"] == backbone]
         best = min(rows, key=lambda r: r["metrics"]["val"]["mean_km"])
-        published = json.loads((models / backbone / "config.json").read_text())
+        published = json.loads((models / f"croatia-streetview-{backbone}" / "config.json").read_text())
         assert published["name"] == best["id"]
         assert f"published {backbone}" in printed
     # Publishing again by points replaces the folders in place, leaving no staging debris.
     assert main(["publish", str(run["out"]), "--models-dir", str(models), "--metric", "mean_points"]) == 0
-    assert sorted(p.name for p in models.iterdir()) == ["tiny-beit", "tiny-resnet"]
+    assert sorted(p.name for p in models.iterdir()) == folders
     rows = [r for r in run["results"]["results"] if r["backbone"] == "tiny-beit"]
     best = max(rows, key=lambda r: r["metrics"]["val"]["mean_points"])
-    assert json.loads((models / "tiny-beit" / "config.json").read_text())["name"] == best["id"]
+    assert json.loads((models / folders[0] / "config.json").read_text())["name"] == best["id"]

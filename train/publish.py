@@ -69,7 +69,11 @@ def _replace_dir(source: Path, target: Path) -> None:
 
 def publish_run(run_dir: str | Path, models_dir: str | Path | None = None,
                 metric: str = "mean_km") -> list[Published]:
-    """Copy the best bundle per backbone of RUN into models_dir/<backbone>/, replacing older ones."""
+    """Copy the best bundle per backbone of RUN into models_dir/<dataset>-<backbone>/.
+
+    One folder per (map, backbone), so publishing runs on several maps gives the game
+    models for each map; republishing the same map replaces its older bundles.
+    """
     run_dir = Path(run_dir)
     results_path = run_dir / "results.json"
     if not results_path.is_file():
@@ -88,7 +92,7 @@ def publish_run(run_dir: str | Path, models_dir: str | Path | None = None,
         source = run_dir / row["bundle"]
         if not (source / "config.json").is_file():
             raise TrainError(f"bundle {source} listed in results.json is missing or incomplete")
-        target = target_root / backbone
+        target = target_root / f"{results['dataset']['name']}-{backbone}"
         _replace_dir(source, target)
         published.append(Published(backbone, source, target, metric, float(row["metrics"]["val"][metric])))
     return published
