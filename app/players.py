@@ -123,7 +123,9 @@ class ModelPlayers:
                 backbone = bundle.backbone  # load now: the first guess should not pay for it
             except (BundleError, OSError, ValueError, KeyError) as exc:
                 raise OpponentError(f"model {info.name} cannot play: {exc}") from exc
-            self._backbones.setdefault(key, backbone)
+            if key not in self._backbones:
+                backbone.speed_up("latency")  # the game's case: one place at a time
+                self._backbones[key] = backbone
             self._bundles[info.path] = bundle
             return bundle
 

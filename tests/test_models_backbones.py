@@ -120,3 +120,18 @@ def test_cache_key_follows_the_weights_not_the_folder(tiny_dirs, tiny_beit, tmp_
     with torch.no_grad():
         next(again.model.parameters()).add_(1.0)  # e.g. fine-tuning
     assert again.cache_key != tiny_beit.cache_key
+
+
+@pytest.mark.parametrize("kind", ["beit", "resnet"])
+def test_speed_up_keeps_the_embeddings_and_the_cache_key(tiny_dirs, kind):
+    backbone = load_backbone(str(tiny_dirs[kind]), device="cpu")
+    images = _images()
+    before, key = backbone.embed(images), backbone.cache_key
+    threads = torch.get_num_threads()
+    try:
+        backbone.speed_up("latency")
+        after = backbone.embed(images)
+    finally:
+        torch.set_num_threads(threads)  # speed_up sets the game's thread count process-wide
+    np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-5)
+    assert backbone.cache_key == key  # bundles trained before still match this backbone

@@ -265,6 +265,18 @@ class Backbone(torch.nn.Module):
         """(B, embed_dim) pooled embeddings of preprocessed images (differentiable)."""
         return _pool(self.model(pixel_values=pixel_values))
 
+    def speed_up(self, workload: str = "latency") -> None:
+        """Run `embed` through the fast inference path chosen for this device and workload.
+
+        See geoai.models.speed (fp32 numbers by default; GEOAI_FORCE_FP32=1 vetoes any
+        reduced precision). `forward` stays the plain differentiable model for training.
+        """
+        from geoai.models.speed import choose_settings, optimize_for_inference
+
+        _ = self.cache_key  # hash the weights as they are now, before layout or dtype changes
+        settings = choose_settings(self.spec.family, self.device, workload=workload)
+        self._fast = optimize_for_inference(self.model, settings, pool=_pool)
+
     @torch.inference_mode()
     def embed(self, images: list[Image.Image], batch_size: int = 32) -> np.ndarray:
         """(B, embed_dim) float32 embeddings of PIL images, computed in batches."""
@@ -274,7 +286,8 @@ class Backbone(torch.nn.Module):
         chunks = []
         for start in range(0, len(images), batch_size):
             pixels = self.preprocess(images[start:start + batch_size]).to(self.device)
-            chunks.append(self.forward(pixels).float().cpu().numpy())
+            run = getattr(self, "_fast", None) or self.forward
+            chunks.append(run(pixels).float().cpu().numpy())
         if not chunks:
             return np.zeros((0, self.embed_dim), dtype=np.float32)
         return np.concatenate(chunks).astype(np.float32, copy=False)
