@@ -137,8 +137,5 @@ class GeoDataset:
 
 
 def _sha1_file(path: Path) -> str:
-    digest = hashlib.sha1()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha1").hexdigest()
