@@ -14,14 +14,10 @@ from geoai.models import (
     load_backbone,
     resolve_backbone,
 )
-from tiny_models import make_tiny_beit, make_tiny_resnet, single_torch_thread
+from tiny_models import make_tiny_beit, make_tiny_resnet, tiny_model_env  # noqa: F401 (a fixture, used by pytestmark)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread_no_hub(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a test must never reach for the network
-    with single_torch_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("tiny_model_env")
 
 
 @pytest.fixture(scope="module")

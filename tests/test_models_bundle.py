@@ -25,16 +25,12 @@ from geoai.models import (
     predict_latlon,
     save_bundle,
 )
-from tiny_models import make_tiny_beit, make_tiny_resnet, single_torch_thread, write_colour_coded_folder
+from tiny_models import make_tiny_beit, make_tiny_resnet, write_colour_coded_folder, tiny_model_env  # noqa: F401 (a fixture, used by pytestmark)
 
 DATASET_INFO = {"name": "colours", "fingerprint": "abc", "split_sizes": {"train": 1}}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread_no_hub(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a test must never reach for the network
-    with single_torch_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("tiny_model_env")
 
 
 @pytest.fixture(scope="module")

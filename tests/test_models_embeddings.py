@@ -9,13 +9,10 @@ import pytest
 
 from geoai.data import load_image_folder
 from geoai.models import EmbeddingError, compute_embeddings, fuse_views, load_backbone
-from tiny_models import make_tiny_beit, single_torch_thread, write_colour_coded_folder
+from tiny_models import make_tiny_beit, write_colour_coded_folder, tiny_model_env  # noqa: F401 (a fixture, used by pytestmark)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with single_torch_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("tiny_model_env")
 
 
 @pytest.fixture(scope="module")

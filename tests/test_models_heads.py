@@ -20,15 +20,12 @@ from geoai.models import (
     predict_latlon,
 )
 from geoai.models.losses import haversine_soft_targets
-from tiny_models import colour_features, single_torch_thread, write_colour_coded_folder
+from tiny_models import colour_features, write_colour_coded_folder, tiny_model_env  # noqa: F401 (a fixture, used by pytestmark)
 
 SMALL_GEOCELLS = {"cell_min_samples": 4, "cell_max_samples": 12}  # 36 training places
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with single_torch_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("tiny_model_env")
 
 
 @pytest.fixture(scope="module")

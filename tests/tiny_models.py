@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -36,6 +37,14 @@ def single_torch_thread():
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.fixture
+def tiny_model_env(monkeypatch):
+    """For tests of tiny models: one torch thread, and never a reach for the network."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with single_torch_thread():
+        yield
 
 
 def make_tiny_beit(directory: str | Path, seed: int = 0) -> Path:

@@ -63,7 +63,7 @@ def fit_head(head: nn.Module, train_emb: np.ndarray, train_latlon: np.ndarray,
     if device is not None:
         head.to(device)
     x = head.as_embeddings(train_emb)
-    y = torch.as_tensor(train_latlon, dtype=torch.float32, device=x.device)
+    y = torch.tensor(np.asarray(train_latlon), dtype=torch.float32, device=x.device)  # a copy: inputs may be read-only
     cells = None if train_cells is None else torch.as_tensor(np.asarray(train_cells), dtype=torch.long, device=x.device)
     x_val = head.as_embeddings(val_emb)
 
