@@ -6,22 +6,16 @@ the `country` column of the shared datasets.
 """
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 
 
-@lru_cache(maxsize=1)
-def _geocoder():
-    import reverse_geocode  # loads its KD-tree once (about a second)
-
-    return reverse_geocode
-
-
 def country_codes(latlon) -> np.ndarray:
-    """ISO 3166-1 alpha-2 codes (object array) for (N, 2) [lat, lon] degrees."""
+    """ISO 3166-1 alpha-2 codes (object array) for (N, 2) [lat, lon] degrees; '' if unknown."""
     latlon = np.atleast_2d(np.asarray(latlon, dtype=np.float64))
     if len(latlon) == 0:
         return np.array([], dtype=object)
-    places = _geocoder().search([tuple(p) for p in latlon])
-    return np.array([p.get("country_code", "") for p in places], dtype=object)
+    # Imported here: it builds its KD-tree (about a second) on first use, once per process.
+    import reverse_geocode
+
+    places = reverse_geocode.search([tuple(p) for p in latlon])
+    return np.array([p.get("country_code") or "" for p in places], dtype=object)

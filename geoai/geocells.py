@@ -509,14 +509,13 @@ def quadtree_cells(
     groups = build(np.arange(len(points)), 0, 0, 0)
 
     leaves, labels, counts = [], [], []
+    group_of = np.empty(len(points), dtype=np.int64)
     for cell, g in enumerate(groups):
         leaves += [(d, bi, bj, cell) for d, bi, bj, _ in g.boxes]
         d, bi, bj, _ = max(g.boxes, key=lambda box: box[3])
         extra = len(g.boxes) - 1
         labels.append(_path_label(d, bi, bj) + (f"+{extra}" if extra else ""))
         counts.append(g.count)
-    group_of = np.empty(len(points), dtype=np.int64)
-    for cell, g in enumerate(groups):
         group_of[np.concatenate(g.members)] = cell
     return Geocells(
         centroids=_group_centroids(unit, group_of, len(groups)),

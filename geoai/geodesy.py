@@ -23,40 +23,24 @@ EARTH_RADIUS_KM = 6371.009  # geopy.distance.EARTH_RADIUS (IUGG mean radius)
 _SQRT_FLOOR = 1e-30
 
 
-def _is_torch(*values: Any) -> bool:
-    return any(type(v).__module__.startswith("torch") for v in values)
-
-
-def _namespace(*values: Any):
-    """The array module for these inputs: torch if any is a tensor, else NumPy."""
-    if _is_torch(*values):
-        import torch
-
-        return torch
-    return np
-
-
-def _as_array(xp, value: Any, like: Any = None):
-    if xp is np:
-        return np.asarray(value, dtype=np.float64)
+def _as_arrays(*values: Any) -> tuple[Any, list]:
+    """The array module for these inputs (torch if any is a tensor, else NumPy) and the
+    inputs as its arrays: float64 for NumPy; for torch, on the first tensor's dtype and device."""
+    if not any(type(v).__module__.startswith("torch") for v in values):
+        return np, [np.asarray(v, dtype=np.float64) for v in values]
     import torch
 
-    if isinstance(value, torch.Tensor):
-        return value
-    ref = like if isinstance(like, torch.Tensor) else None
-    return torch.as_tensor(value, dtype=ref.dtype if ref is not None else torch.float64,
-                           device=ref.device if ref is not None else None)
-
-
-def _first_tensor(*values: Any):
-    return next((v for v in values if type(v).__module__.startswith("torch")), None)
+    ref = next((v for v in values if isinstance(v, torch.Tensor)), None)
+    dtype = ref.dtype if ref is not None else torch.float64
+    device = ref.device if ref is not None else None
+    return torch, [v if isinstance(v, torch.Tensor) else torch.as_tensor(v, dtype=dtype, device=device)
+                   for v in values]
 
 
 def haversine_km(lat1, lon1, lat2, lon2):
     """Great-circle distance in km between points given in degrees (NumPy or torch)."""
-    xp = _namespace(lat1, lon1, lat2, lon2)
-    ref = _first_tensor(lat1, lon1, lat2, lon2)
-    lat1, lon1, lat2, lon2 = (xp.deg2rad(_as_array(xp, v, ref)) for v in (lat1, lon1, lat2, lon2))
+    xp, degrees = _as_arrays(lat1, lon1, lat2, lon2)
+    lat1, lon1, lat2, lon2 = (xp.deg2rad(v) for v in degrees)
     a = xp.sin((lat2 - lat1) / 2) ** 2 + xp.cos(lat1) * xp.cos(lat2) * xp.sin((lon2 - lon1) / 2) ** 2
     a = xp.clip(a, 0.0, 1.0)  # rounding can push a a hair outside [0, 1]
     # atan2(sqrt(a), sqrt(1 - a)) stays accurate near 0 and near antipodes, unlike asin/acos.
@@ -73,9 +57,8 @@ def equirectangular_km(lat1, lon1, lat2, lon2):
     mid-latitudes, tens of percent across continents, worst near the poles). Longitude
     differences are wrapped so the antimeridian is crossed the short way.
     """
-    xp = _namespace(lat1, lon1, lat2, lon2)
-    ref = _first_tensor(lat1, lon1, lat2, lon2)
-    lat1, lon1, lat2, lon2 = (xp.deg2rad(_as_array(xp, v, ref)) for v in (lat1, lon1, lat2, lon2))
+    xp, degrees = _as_arrays(lat1, lon1, lat2, lon2)
+    lat1, lon1, lat2, lon2 = (xp.deg2rad(v) for v in degrees)
     dlon = xp.remainder(lon2 - lon1 + math.pi, 2 * math.pi) - math.pi
     x = dlon * xp.cos((lat1 + lat2) / 2)
     y = lat2 - lat1
@@ -84,9 +67,7 @@ def equirectangular_km(lat1, lon1, lat2, lon2):
 
 def pairwise_haversine_km(a, b):
     """(N, M) great-circle distances in km between rows of a (N, 2) and b (M, 2) [lat, lon]."""
-    xp = _namespace(a, b)
-    ref = _first_tensor(a, b)
-    a, b = _as_array(xp, a, ref), _as_array(xp, b, ref)
+    _, (a, b) = _as_arrays(a, b)
     return haversine_km(a[:, None, 0], a[:, None, 1], b[None, :, 0], b[None, :, 1])
 
 

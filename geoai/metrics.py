@@ -1,7 +1,7 @@
 """The one metrics function used by training, evaluation and the game."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -39,7 +39,8 @@ def compute_metrics(pred_latlon, true_latlon, true_country: Sequence[str] | None
     }
     for t in THRESHOLDS_KM:
         metrics[f"within_{t}km"] = float((km <= t).mean())
-    metrics["mean_points"] = float(geoguessr_points(km, map_size_km or WORLD_SIZE_KM).mean())
+    size = WORLD_SIZE_KM if map_size_km is None else map_size_km  # 0 is an error, not "world"
+    metrics["mean_points"] = float(geoguessr_points(km, size).mean())
     truth = (np.asarray(true_country, dtype=object) if true_country is not None
              else country_codes(true))
     if len(truth) != len(km):

@@ -91,3 +91,6 @@ def test_import_study_command(tmp_path, capsys):
     assert main(["import-study", str(tmp_path / "src"), str(tmp_path / "out")]) == 1
     assert "not empty" in capsys.readouterr().err
     assert main(["import-study", str(tmp_path / "nope"), str(tmp_path / "out2")]) == 2
+    assert main(["import-study", str(tmp_path / "src"), str(tmp_path / "out3"),
+                 "--annotations", str(tmp_path / "src")]) == 2  # a folder, not a CSV
+    assert "is not an existing file" in capsys.readouterr().err

@@ -94,8 +94,6 @@ def test_groups_and_summary(dataset):
 
 
 def test_place_keys_split_a_group_that_spans_several_positions(shared_data):
-    from geoai.data import load_image_folder
-
     streets = load_image_folder(shared_data / "croatia-streetview", check_images="none")
     assert streets.place_keys().nunique() == 100  # 4 views of each place stay together
     photographers = load_image_folder(shared_data / "im2gps3k", check_images="none")

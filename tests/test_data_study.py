@@ -148,3 +148,29 @@ def test_bad_annotation_csv(tmp_path):
     csv.write_text("path,lat,lon\nx/glued.jpg,1,2\n")
     with pytest.raises(DatasetError, match="square_id missing"):
         read_study_annotations(csv)
+
+
+def test_damaged_zip_member_is_a_problem_not_a_crash(tmp_path):
+    archive = tmp_path / "damaged.zip"
+    data = glued_bytes()
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr("1,45.0,15.0/glued.jpg", data)
+        zf.writestr("2,46.0,16.0/glued.jpg", data)
+    raw = bytearray(archive.read_bytes())
+    raw[raw.index(data[200:240]) + 5] ^= 0xFF  # first member's bytes no longer match its CRC
+    archive.write_bytes(bytes(raw))
+    with pytest.raises(DatasetError, match="Bad CRC-32") as info:
+        import_study(archive, tmp_path / "out")
+    assert [(p.row, p.kind) for p in info.value.problems] == [(1, "unreadable_image")]
+    assert not (tmp_path / "out").exists()
+    dataset = import_study(archive, tmp_path / "out", on_error="skip")
+    assert dataset.frame["location_id"].unique().tolist() == ["2,46.0,16.0"]
+
+
+def test_output_that_is_a_file_is_refused(tmp_path):
+    build_study_folder(tmp_path / "src", ["1,45.5,15.5/glued.jpg"])
+    (tmp_path / "out.txt").write_text("keep me")
+    with pytest.raises(DatasetError, match="is a file, not a folder") as info:
+        import_study(tmp_path / "src", tmp_path / "out.txt")
+    assert info.value.problems[0].kind == "output_not_folder"
+    assert (tmp_path / "out.txt").read_text() == "keep me"

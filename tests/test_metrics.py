@@ -17,6 +17,8 @@ def test_metrics_on_known_errors():
     assert m["median_km"] == pytest.approx(150.0, rel=1e-3)
     assert [m[f"within_{t}km"] for t in (1, 25, 200, 750, 2500)] == [0.2, 0.4, 0.6, 0.8, 0.8]
     assert 0 < m["mean_points"] < 5000
+    # The same errors are worth fewer points on a small (country-sized) map.
+    assert compute_metrics(pred, true, map_size_km=500.0)["mean_points"] < m["mean_points"]
 
 
 def test_country_accuracy_uses_offline_reverse_geocoding(shared_data):
@@ -36,3 +38,5 @@ def test_metrics_reject_mismatched_or_invalid_input():
         compute_metrics(np.zeros((3, 2)), np.zeros((2, 2)))
     with pytest.raises(ValueError, match="invalid"):
         compute_metrics([[95.0, 0.0]], [[0.0, 0.0]])
+    with pytest.raises(ValueError, match="map size must be positive"):
+        compute_metrics([[45.0, 15.0]], [[45.0, 15.0]], map_size_km=0.0)

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from geoai.data.dataset import GeoDataset
 from geoai.data.errors import DatasetError
 from geoai.data.folder import load_image_folder
 from geoai.data.report import format_problems, format_summary
@@ -65,11 +66,11 @@ def _check(root: Path, *, skip_bad: bool, as_json: bool) -> int:
     else:
         print(format_summary(dataset.summary()))
         print(format_problems(dataset.problems))
-        print(_verdict(dataset, usable, skip_bad))
+        print(_verdict(dataset, usable))
     return EXIT_OK if usable else EXIT_UNUSABLE
 
 
-def _verdict(dataset, usable: bool, skip_bad: bool) -> str:
+def _verdict(dataset: GeoDataset, usable: bool) -> str:
     if len(dataset) == 0:
         return "UNUSABLE: no usable rows"
     if not dataset.problems:
@@ -86,7 +87,7 @@ def _import_study(src: Path, out: Path, *, annotations: Path | None, skip_bad: b
         print(f"error: {src} does not exist", file=sys.stderr)
         return EXIT_USAGE
     if annotations is not None and not annotations.is_file():
-        print(f"error: annotation file {annotations} does not exist", file=sys.stderr)
+        print(f"error: annotation file {annotations} is not an existing file", file=sys.stderr)
         return EXIT_USAGE
     from geoai.data.study import import_study  # loads reverse_geocode only when importing
 

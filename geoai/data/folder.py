@@ -124,7 +124,13 @@ def _looks_like_study_csv(path: Path) -> bool:
             header = next(csv.reader(fh), [])
     except (OSError, UnicodeDecodeError, csv.Error):
         return False
-    return all(c in [h.strip() for h in header] for c in STUDY_COLUMNS)
+    return has_study_columns(header)
+
+
+def has_study_columns(header: Sequence[str]) -> bool:
+    """Whether a CSV header names every column of a study annotation file."""
+    names = {h.strip() for h in header}
+    return all(c in names for c in STUDY_COLUMNS)
 
 
 def parse_coordinate(raw: str, name: str, limit: float) -> tuple[float | None, str | None]:

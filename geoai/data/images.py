@@ -85,12 +85,7 @@ def _open_checked(source: str | Path | BinaryIO, *, max_pixels: int, decode: boo
         raise ImageError("is not an image (unknown or damaged format)", kind="not_an_image",
                          path=name) from exc
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        if "truncated" in str(exc).lower():
-            raise ImageError(f"is truncated ({exc}); the file was probably cut off while "
-                             "copying or downloading", kind="truncated_image",
-                             path=name) from exc
-        raise ImageError(f"cannot be read as an image ({exc})", kind="unreadable_image",
-                         path=name) from exc
+        raise _read_failure(exc, name, "cannot be read as an image") from exc
 
     width, height = image.size
     if width * height > max_pixels:
@@ -115,13 +110,14 @@ def _decode(image: Image.Image, name: str) -> None:
                            "would accept truncated files")
     try:
         image.load()
-    except OSError as exc:
-        if "truncated" in str(exc).lower():
-            raise ImageError(f"is truncated ({exc}); the file was probably cut off while "
-                             "copying or downloading", kind="truncated_image",
-                             path=name) from exc
-        raise ImageError(f"is corrupt and cannot be decoded ({exc})", kind="unreadable_image",
-                         path=name) from exc
-    except (ValueError, SyntaxError, EOFError) as exc:
-        raise ImageError(f"is corrupt and cannot be decoded ({exc})", kind="unreadable_image",
-                         path=name) from exc
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise _read_failure(exc, name, "is corrupt and cannot be decoded") from exc
+
+
+def _read_failure(exc: Exception, name: str, what: str) -> ImageError:
+    """The ImageError for a PIL failure: "truncated_image" when PIL says the data ends
+    early (its message is the only signal), else "unreadable_image" saying `what`."""
+    if "truncated" in str(exc).lower():
+        return ImageError(f"is truncated ({exc}); the file was probably cut off while "
+                          "copying or downloading", kind="truncated_image", path=name)
+    return ImageError(f"{what} ({exc})", kind="unreadable_image", path=name)

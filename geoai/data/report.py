@@ -1,6 +1,7 @@
 """Human-readable text for dataset summaries and problem lists (used by the CLI)."""
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from geoai.data.errors import Problem
@@ -41,9 +42,7 @@ def format_problems(problems: list[Problem]) -> str:
     """Count by kind, then one line per problem naming its row and file."""
     if not problems:
         return "  problems:        none"
-    counts: dict[str, int] = {}
-    for p in problems:
-        counts[p.kind] = counts.get(p.kind, 0) + 1
+    counts = Counter(p.kind for p in problems)  # kinds in order of first appearance
     lines = [f"  problems:        {len(problems):,} ("
              + ", ".join(f"{k} {n}" for k, n in counts.items()) + ")"]
     lines += [f"    - {p.describe()}" for p in problems]

@@ -10,6 +10,7 @@ import math
 import re
 import shutil
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,9 +21,11 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
+from geoai.countries import country_codes
 from geoai.data.dataset import GeoDataset
 from geoai.data.errors import DatasetError, ImageError, Problem
-from geoai.data.folder import METADATA_FILE, STUDY_COLUMNS, load_image_folder, parse_coordinate
+from geoai.data.folder import (METADATA_FILE, STUDY_COLUMNS, has_study_columns,
+                               load_image_folder, parse_coordinate)
 from geoai.data.images import DEFAULT_MAX_PIXELS, check_image, open_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
@@ -51,6 +54,11 @@ def parse_place_name(name: str) -> tuple[str, float, float] | None:
     return parts[0].strip(), lat, lon
 
 
+def place_of(path: str) -> str:
+    """The place folder name of an annotation path ("<place>/glued.jpg", either slash)."""
+    return PurePosixPath(path.replace("\\", "/")).parent.name
+
+
 def read_study_annotations(csv_path: str | Path, *, on_error: OnError = "raise") -> pd.DataFrame:
     """Read and validate the study's annotation CSV (path,square_id,lat,lon).
 
@@ -60,15 +68,18 @@ def read_study_annotations(csv_path: str | Path, *, on_error: OnError = "raise")
     problem; "skip" drops bad rows and keeps the problems in `frame.attrs["problems"]`.
     """
     csv_path = Path(csv_path)
-    if not csv_path.is_file():
-        raise DatasetError([Problem("missing_file", f"annotation file {csv_path} not found")])
-    with csv_path.open("rb") as fh:
-        table = _read_annotation_table(fh, str(csv_path))
-    frame, problems = validate_study_annotations(table)
+    frame, problems = validate_study_annotations(_read_annotation_file(csv_path))
     if problems and on_error == "raise":
         raise DatasetError(problems, source=csv_path)
     frame.attrs["problems"] = problems
     return frame
+
+
+def _read_annotation_file(csv_path: Path) -> pd.DataFrame:
+    if not csv_path.is_file():
+        raise DatasetError([Problem("missing_file", f"annotation file {csv_path} not found")])
+    with csv_path.open("rb") as fh:
+        return _read_annotation_table(fh, str(csv_path))
 
 
 def _read_annotation_table(fh: BinaryIO, source: str) -> pd.DataFrame:
@@ -107,7 +118,7 @@ def validate_study_annotations(table: pd.DataFrame) -> tuple[pd.DataFrame, list[
         found += [Problem("bad_coordinate", r, row, path or None) for r in (lat_reason, lon_reason) if r]
         if not square.strip():
             found.append(Problem("empty_group_key", "square_id is empty", row, path or None))
-        place = PurePosixPath(path.replace("\\", "/")).parent.name if path.strip() else ""
+        place = place_of(path) if path.strip() else ""
         parsed = parse_place_name(place)
         if parsed is None:
             found.append(Problem("bad_path", "path should be '<square_id>,<lat>,<lon>/glued.jpg'",
@@ -161,10 +172,16 @@ class _Source:
     sizes: dict[str, int] = field(default_factory=dict)
 
     def read(self, name: str) -> bytes:
-        if self._zip is not None:
-            with self._zip.open(name) as fh:
-                return fh.read(MAX_MEMBER_BYTES + 1)
-        return (self._root / name).read_bytes()  # type: ignore[operator]
+        """The member's bytes; ImageError ("unreadable_image") if a damaged zip entry or
+        an unreadable file keeps it from being read."""
+        try:
+            if self._zip is not None:
+                with self._zip.open(name) as fh:
+                    return fh.read(MAX_MEMBER_BYTES + 1)
+            return (self._root / name).read_bytes()  # type: ignore[operator]
+        except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            raise ImageError(f"cannot be read from {self.label} ({exc})",
+                             kind="unreadable_image", path=name) from exc
 
 
 @contextmanager
@@ -209,21 +226,26 @@ def _index_places(source: _Source) -> tuple[dict[str, list[str]], list[Problem]]
 
 
 def _find_annotations(source: _Source) -> pd.DataFrame | None:
-    candidates = []
+    candidates: dict[str, bytes] = {}
     for name in source.names:
         if _is_junk(name) or not name.lower().endswith(".csv"):
             continue
-        header = source.read(name).split(b"\n", 1)[0].decode("utf-8-sig", "replace")
-        if all(c in [h.strip() for h in header.strip().split(",")] for c in STUDY_COLUMNS):
-            candidates.append(name)
+        try:
+            data = source.read(name)
+        except ImageError as exc:
+            raise DatasetError([Problem("bad_csv", exc.reason, file_name=name)],
+                               source=source.label) from None
+        header = data.split(b"\n", 1)[0].decode("utf-8-sig", "replace")
+        if has_study_columns(header.strip().split(",")):
+            candidates[name] = data
     if not candidates:
         return None
     if len(candidates) > 1:
         raise DatasetError([Problem("ambiguous_annotations", "several annotation CSVs found ("
                                     + ", ".join(candidates) + "); choose one with --annotations")],
                            source=source.label)
-    return _read_annotation_table(io.BytesIO(source.read(candidates[0])),
-                                  f"{source.label}:{candidates[0]}")
+    [(name, data)] = candidates.items()
+    return _read_annotation_table(io.BytesIO(data), f"{source.label}:{name}")
 
 
 # ---------------------------------------------------------------- import
@@ -246,18 +268,17 @@ def import_study(src: str | Path, out: str | Path, *, annotations: str | Path | 
     src, out = Path(src).expanduser(), Path(out).expanduser()
     if not src.exists():
         raise DatasetError([Problem("missing_folder", f"study source {src} does not exist")])
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and not out.is_dir():
+        raise DatasetError([Problem("output_not_folder", f"output {out} is a file, not a "
+                                    "folder; choose a new folder")])
+    if out.exists() and any(out.iterdir()):
         raise DatasetError([Problem("output_not_empty", f"output folder {out} exists and is "
                                     "not empty; choose a new folder")])
 
     with _open_source(src) as source:
         places, problems = _index_places(source)
         if annotations is not None:
-            if not Path(annotations).is_file():
-                raise DatasetError([Problem("missing_file",
-                                            f"annotation file {annotations} not found")])
-            with Path(annotations).open("rb") as fh:
-                raw = _read_annotation_table(fh, str(annotations))
+            raw = _read_annotation_file(Path(annotations))
         else:
             raw = _find_annotations(source)
         if raw is None:
@@ -275,7 +296,7 @@ def import_study(src: str | Path, out: str | Path, *, annotations: str | Path | 
                                                     max_image_pixels)
             problems += write_problems
             # Places named by any row, valid or not: a rejected row is reported once, as such.
-            annotated = {PurePosixPath(p.replace("\\", "/")).parent.name for p in raw["path"]}
+            annotated = {place_of(p) for p in raw["path"]}
             problems += [Problem("unannotated_place", "place folder has no annotation row",
                                  file_name=place) for place in sorted(set(places) - annotated)]
             if problems and on_error == "raise":
@@ -363,19 +384,11 @@ def _natural_key(name: str) -> tuple:
 
 def _write_metadata(records: list[dict], out: Path, source_label: str) -> None:
     frame = pd.DataFrame(records)
-    frame["country"] = _country_codes(frame["lat"].tolist(), frame["lon"].tolist())
+    frame["country"] = country_codes(frame[["lat", "lon"]].to_numpy())
     frame["source"] = f"study import ({source_label})"
     tmp = out / (METADATA_FILE + ".tmp")
     frame[OUTPUT_COLUMNS].to_csv(tmp, index=False)
     tmp.replace(out / METADATA_FILE)  # metadata appears only once every image is written
-
-
-def _country_codes(lats: list[float], lons: list[float]) -> list[str]:
-    """ISO alpha-2 code of the nearest populated place (offline), '' if unknown."""
-    import reverse_geocode  # loads its table (~1 s); only needed here
-
-    results = reverse_geocode.search(list(zip(lats, lons, strict=True)))
-    return [r.get("country_code", "") or "" for r in results]
 
 
 def _remove_output(out: Path, created: bool) -> None:
