@@ -131,3 +131,16 @@ def test_speed_up_keeps_the_embeddings_and_the_cache_key(tiny_dirs, kind):
         torch.set_num_threads(threads)  # speed_up sets the game's thread count process-wide
     np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-5)
     assert backbone.cache_key == key  # bundles trained before still match this backbone
+
+
+def test_reduced_precision_speed_up_keeps_the_cache_key(tiny_dirs, monkeypatch):
+    """bf16 weights are the same weights: bundles trained on the fp32 ones must still match."""
+    import geoai.models.speed as speed
+
+    backbone = load_backbone(str(tiny_dirs["resnet"]), device="cpu")
+    key = backbone.cache_key
+    cast = speed.InferenceSettings(dtype="bfloat16", cast_weights=True, channels_last=True)
+    monkeypatch.setattr(speed, "choose_settings", lambda *args, **kwargs: cast)
+    backbone.speed_up("latency")
+    assert next(backbone.model.parameters()).dtype == torch.bfloat16  # the weights really changed
+    assert backbone.cache_key == key

@@ -137,6 +137,11 @@ def test_build_head_rejects_bad_requests(colour_data):
         build_head("geocell", 8, train_latlon=coords, tau=50)
     with pytest.raises(HeadError, match="train_latlon"):
         build_head("linear-mse", 8, train_latlon=np.array([[95.0, 0.0]]))
+    # Values of the wrong type (as a JSON config can give) are named, not a bare ValueError.
+    with pytest.raises(HeadError, match="geocell head config has an invalid value.*'big'"):
+        build_head("geocell", 8, train_latlon=coords, tau_km="big")
+    with pytest.raises(HeadError, match="invalid hyper-parameter for a grid head"):
+        build_head("grid", 8, train_latlon=coords, cells=colour_data["cells"], hidden="wide")
     head = _new_head("grid", colour_data)
     outputs = head(torch.zeros(2, colour_data["emb"].shape[1]))
     with pytest.raises(HeadError, match="grid cell of every training sample"):

@@ -96,7 +96,7 @@ def test_publish_ranks_by_metric_direction():
 def test_geocell_cell_bounds_from_head_params_shape_the_quadtree():
     rng = np.random.default_rng(0)
     latlon = np.column_stack([rng.uniform(42, 46, 400), rng.uniform(13, 19, 400)])
-    train = Samples(rows=[np.array([i]) for i in range(400)], latlon=latlon, country=None)
+    train = Samples(rows=[np.array([i]) for i in range(400)], latlon=latlon)
     hparams = {"cell_min_samples": 20, "cell_max_samples": 50, "tau_km": 60}
     choice = choose_cells("geocell", train, ExperimentConfig(data="d"), hparams)
     assert hparams == {"tau_km": 60}  # the cell bounds were used here, not passed on
@@ -104,3 +104,14 @@ def test_geocell_cell_bounds_from_head_params_shape_the_quadtree():
     wide = choose_cells("grid", train, ExperimentConfig(data="d", head_params={"cells": {"max_samples": 400}}), {})
     assert len(wide.cells) == 1  # no square_id: quadtree with the "cells" bounds
     assert choose_cells("linear-mse", train, ExperimentConfig(data="d"), {}) is None
+
+
+def test_place_counts_match_the_fused_samples_when_ids_span_several_positions(shared_data):
+    """im2gps3k groups photos by photographer: a place is a position, as the fused rows count."""
+    from train.grid import split_sizes
+
+    dataset = load_image_folder(shared_data / "im2gps3k")
+    sizes = split_sizes(dataset)
+    for split in ("train", "val", "test"):
+        assert sizes[split]["places"] == len(build_samples(dataset, split, "mean", None))
+    assert sum(s["places"] for s in sizes.values()) > dataset.frame["location_id"].nunique()

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tiny_models import make_tiny_resnet
+from tiny_models import make_tiny_resnet, single_torch_thread
 from train.cli import build_parser, config_from_args, main
 from train.config import ExperimentConfig, build_config
 from train.errors import TrainError
@@ -64,6 +64,12 @@ def test_bad_config_files_are_explained(tmp_path, content, message):
     ({"data": "d", "backbones": ""}, "no backbones given"),
     ({}, "no dataset given"),
     ({"data": "d", "head_params": {"magic": {}}}, "head_params must map head types"),
+    ({"data": "d", "num_workers": -1}, "num-workers must be 0"),
+    ({"data": "d", "split_fractions": "abc"}, "split_fractions must be 3 numbers"),
+    ({"data": "d", "split_fractions": [0.5, 0.5, 0.5]}, "must sum to 1"),
+    ({"data": "d", "device": "gpu0"}, "unknown device 'gpu0'"),
+    ({"data": "d", "device": "cuda:99"}, "cuda:99"),
+    ({"data": 5}, "data must be a folder path"),
 ])
 def test_invalid_settings_are_rejected(values, message):
     with pytest.raises(TrainError, match=message):
@@ -85,7 +91,8 @@ def test_a_run_follows_its_config_file(tmp_path, shared_data):
         "out": str(tmp_path / "from-file"), "cache_dir": None, "num_workers": 0, "device": "cpu"}))
     out = tmp_path / "flag-out"
     (out / "bundles" / "earlier-run-bundle").mkdir(parents=True)
-    assert main(["--config", str(config_path), "--epochs", "2", "--out", str(out)]) == 0
+    with single_torch_thread():
+        assert main(["--config", str(config_path), "--epochs", "2", "--out", str(out)]) == 0
     assert not (tmp_path / "from-file").exists()  # --out beat the file's "out"
     results = json.loads((out / "results.json").read_text())
     assert results["config"]["epochs"] == 2 and results["config"]["heads"] == ["linear-haversine", "medoid"]

@@ -5,8 +5,11 @@ import json
 
 import pytest
 
-from tiny_models import make_tiny_resnet
+from tiny_models import make_tiny_resnet, tiny_model_env  # noqa: F401 (a fixture, used by pytestmark)
 from train.cli import main
+
+# One torch thread: tiny models on shared cores run far slower with thread hand-offs.
+pytestmark = pytest.mark.usefixtures("tiny_model_env")
 
 
 def metrics_by_id(out):

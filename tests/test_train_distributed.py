@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tiny_models import make_tiny_beit
+from tiny_models import make_tiny_beit, tiny_model_env  # noqa: F401 (a fixture, used by pytestmark)
 from train.cli import main
+
+# One torch thread: tiny models on shared cores run far slower with thread hand-offs.
+pytestmark = pytest.mark.usefixtures("tiny_model_env")
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -114,6 +114,30 @@ def test_evaluate_with_unavailable_backbone(tmp_path, capsys, shared_data, resne
 
 def test_publish_needs_a_run(tmp_path, capsys):
     fails_with(capsys, ["publish", str(tmp_path)], "results.json is missing")
+    (tmp_path / "results.json").write_text("[1, 2]")
+    fails_with(capsys, ["publish", str(tmp_path)], "is not the results of `python -m train`")
+
+
+def test_evaluate_with_bad_device_or_workers(tmp_path, capsys, shared_data):
+    data = str(shared_data / "osv5m-mapillary")
+    fails_with(capsys, ["evaluate", "--bundle", str(tmp_path), "--data", data, "--device", "gpu0"],
+               "unknown device 'gpu0'")
+    fails_with(capsys, ["evaluate", "--bundle", str(tmp_path), "--data", data, "--num-workers", "-1"],
+               "num-workers must be 0")
+
+
+def test_unwritable_output_folder(tmp_path, capsys, resnet):
+    folder = make_good_folder(tmp_path / "good", places=12, views=1)
+    (tmp_path / "a-file").write_text("")
+    fails_with(capsys, ["--data", str(folder), "--backbones", str(resnet), "--heads", "medoid",
+                        "--out", str(tmp_path / "a-file" / "run"), "--no-cache", "--device", "cpu"],
+               "Not a directory", "a-file")
+
+
+def test_convert_offline_into_a_file_names_the_backbone(tmp_path, capsys):
+    (tmp_path / "a-file").write_text("")
+    fails_with(capsys, ["convert-offline", "--out", str(tmp_path / "a-file")],
+               "cannot convert dinov2-small-imgfocus", "a-file")
 
 
 def test_command_line_error_has_no_traceback(tmp_path):

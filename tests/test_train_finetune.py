@@ -9,15 +9,28 @@ from safetensors.torch import load_file
 
 from geoai.data import load_image_folder, open_image
 from geoai.models import Bundle
-from tiny_models import make_tiny_beit, write_colour_coded_folder
+from tiny_models import make_tiny_beit, tiny_model_env, write_colour_coded_folder  # noqa: F401 (a fixture)
 from train.cli import main
+
+# One torch thread: tiny models on shared cores run far slower with thread hand-offs.
+pytestmark = pytest.mark.usefixtures("tiny_model_env")
 
 
 @pytest.mark.slow
-def test_finetune_trains_the_backbone_and_bundles_it(tmp_path):
+def test_finetune_trains_the_backbone_and_bundles_it(tmp_path, monkeypatch):
+    import train.grid
+
     data = write_colour_coded_folder(tmp_path / "colours", n_places=20, views=2)
     beit = make_tiny_beit(tmp_path / "tiny-beit")
     out = tmp_path / "run"
+    embedded_with = []
+    original_embed = train.grid.embed_dataset
+
+    def counting_embed(runtime, backbone, *args, **kwargs):
+        embedded_with.append(backbone)
+        return original_embed(runtime, backbone, *args, **kwargs)
+
+    monkeypatch.setattr(train.grid, "embed_dataset", counting_embed)
     assert main(["--data", str(data), "--backbones", str(beit), "--heads", "grid", "--finetune",
                  "--epochs", "1", "--batch-size", "8", "--out", str(out), "--no-cache",
                  "--num-workers", "0", "--device", "cpu"]) == 0
@@ -28,6 +41,8 @@ def test_finetune_trains_the_backbone_and_bundles_it(tmp_path):
     # The generated folder has square_id: the grid head uses the study's grid squares.
     assert any("study grid from square_id" in note for note in results["notes"])
     assert "fine-tuned" in (out / "results.md").read_text()
+    # Only each fine-tuned backbone embeds the dataset: frozen embeddings would go unused.
+    assert len(embedded_with) == 2 and len({id(b) for b in embedded_with}) == 2
 
     original = load_file(str(beit / "model.safetensors"))
     place = load_image_folder(data).frame.groupby("location_id")["path"].apply(list).iloc[0]

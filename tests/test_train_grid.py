@@ -6,6 +6,7 @@ the bundles, `python -m train evaluate` and `python -m train publish`.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,11 +16,12 @@ import pytest
 
 from geoai.data import load_image_folder, open_image
 from geoai.models import Bundle, discover_bundles, load_backbone
-from tiny_models import make_tiny_beit, make_tiny_resnet
+from tiny_models import make_tiny_beit, make_tiny_resnet, single_torch_thread, tiny_model_env  # noqa: F401
 from train.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 LEARNED = ("linear-mse", "linear-eqrect", "grid", "linear-haversine", "geocell")
+pytestmark = pytest.mark.usefixtures("tiny_model_env")  # one torch thread, never the network
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +30,10 @@ def run(tmp_path_factory, shared_data):
     beit = make_tiny_beit(tmp / "tiny-beit")
     resnet = make_tiny_resnet(tmp / "tiny-resnet")
     out = tmp / "run"
-    status = main(["--data", str(shared_data / "croatia-streetview"), "--backbones", f"{beit},{resnet}",
-                   "--epochs", "2", "--out", str(out), "--cache-dir", str(tmp / "cache"),
-                   "--num-workers", "0", "--device", "cpu"])
+    with single_torch_thread():  # tiny models: thread hand-offs would cost more than the arithmetic
+        status = main(["--data", str(shared_data / "croatia-streetview"), "--backbones", f"{beit},{resnet}",
+                       "--epochs", "2", "--out", str(out), "--cache-dir", str(tmp / "cache"),
+                       "--num-workers", "0", "--device", "cpu"])
     assert status == 0
     return {"out": out, "data": shared_data / "croatia-streetview", "beit": beit, "resnet": resnet,
             "results": json.loads((out / "results.json").read_text())}
@@ -110,7 +113,7 @@ def test_evaluate_command_reproduces_the_test_metrics(run, tmp_path):
         [sys.executable, "-m", "train", "evaluate", "--bundle", str(run["out"] / row["bundle"]),
          "--data", str(run["data"]), "--device", "cpu", "--num-workers", "0",
          "--cache-dir", str(tmp_path / "cache")],
-        cwd=REPO, capture_output=True, text=True, timeout=300)
+        cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["split"] == "test" and report["fusion"] == "mean"

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from geoai.models.backbones import CHECKPOINTS_DIR, KNOWN_BACKBONES, backbone_status
+from train.errors import TrainError
 
 # Converted name -> the converter in geoai.backbones.offline that builds it.
 OFFLINE_BACKBONES = ("dinov2-small-imgfocus", "mobilenetv2-1.0-deepsort")
@@ -31,6 +32,8 @@ def convert_offline(out_dir: str | Path | None = None) -> list[tuple[str, Path, 
     Returns (name, folder, "converted" | "already converted") per backbone.
     """
     from geoai.backbones.offline import convert_dinov2_small, convert_mobilenetv2
+    from geoai.backbones.offline.dinov2_onnx import Dinov2SourceError
+    from geoai.backbones.offline.mobilenetv2_pt import MobileNetV2ConversionError
 
     converters = {"dinov2-small-imgfocus": convert_dinov2_small,
                   "mobilenetv2-1.0-deepsort": convert_mobilenetv2}
@@ -41,6 +44,11 @@ def convert_offline(out_dir: str | Path | None = None) -> list[tuple[str, Path, 
         if _converted(folder):
             done.append((name, folder, "already converted"))
             continue
-        converters[name](folder, overwrite=True)
+        # Missing package (FileNotFoundError), unusable source, unwritable folder: the
+        # converters' messages say which package or file.
+        try:
+            converters[name](folder, overwrite=True)
+        except (OSError, Dinov2SourceError, MobileNetV2ConversionError) as exc:
+            raise TrainError(f"cannot convert {name} into {folder}: {exc}") from None
         done.append((name, folder, "converted"))
     return done

@@ -161,7 +161,11 @@ HANDLERS = {"run": _cmd_run, "evaluate": _cmd_evaluate, "backbones": _cmd_backbo
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean "fix your input", reported as one message."""
+    """Exceptions that mean "fix your input", reported as one message.
+
+    OSError included: an --out that is a file, a full disk or a missing permission is the
+    user's to fix, and its message names the path.
+    """
     from geoai.data import DatasetError, ImageError
     from geoai.geocells import GeocellError
     from geoai.models.backbones import BackboneError
@@ -170,7 +174,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from geoai.models.heads import HeadError
 
     return (TrainError, DatasetError, ImageError, BackboneError, BundleError, HeadError, EmbeddingError,
-            GeocellError)
+            GeocellError, OSError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from geoai.data.splits import validate_fractions
+from train.distributed import check_device
 from train.errors import TrainError
 
 STUDY_BACKBONES = ("beit", "resnet50")
@@ -59,6 +61,9 @@ class ExperimentConfig:
         """Raise TrainError with a readable message when a value cannot work."""
         if self.data is None:
             raise TrainError("no dataset given: pass --data DIR (a folder with metadata.csv and images)")
+        for name in ("data", "out"):
+            if not isinstance(getattr(self, name), str):
+                raise TrainError(f"{name} must be a folder path (a string), got {getattr(self, name)!r}")
         if not self.backbones:
             raise TrainError("no backbones given: pass --backbones, e.g. --backbones beit,resnet50 "
                              "(even the medoid baseline's bundle names the backbone the game loads)")
@@ -81,8 +86,13 @@ class ExperimentConfig:
         if unknown or not all(isinstance(v, dict) for v in self.head_params.values()):
             raise TrainError(f"head_params must map head types ({', '.join(sorted(allowed))}) to objects of "
                              f"settings; got {self.head_params!r}")
-        if len(self.split_fractions) != 3:
-            raise TrainError(f"split_fractions must be 3 numbers (train, val, test), got {self.split_fractions}")
+        if self.num_workers < 0:
+            raise TrainError(f"num-workers must be 0 (decode in this process) or more, got {self.num_workers}")
+        try:
+            validate_fractions(self.split_fractions)
+        except (TypeError, ValueError) as exc:
+            raise TrainError(f"split_fractions must be 3 numbers (train, val, test): {exc}") from None
+        check_device(self.device)
         return self
 
     def to_dict(self) -> dict[str, Any]:

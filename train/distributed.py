@@ -78,6 +78,29 @@ class Runtime:
         return out
 
 
+def check_device(device: str | None) -> str | None:
+    """`device` unchanged when this machine has it, else TrainError saying what is available."""
+    if device is None:
+        return None
+    from train.errors import TrainError
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise TrainError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise TrainError(f"device {device!r} asked for, but this machine (or this torch build) has no "
+                             "CUDA GPU; use --device cpu")
+        if parsed.index is not None and parsed.index >= count:
+            raise TrainError(f"device {device!r} does not exist: this machine has {count} GPU(s), "
+                             f"cuda:0 to cuda:{count - 1}")
+    elif parsed.type != "cpu":
+        raise TrainError(f"unsupported device {device!r}; use cpu, cuda or cuda:N")
+    return device
+
+
 def make_runtime(device: str | None = None) -> Runtime:
     """Create the Accelerator for `device` ("cpu", "cuda", "cuda:1", or None for the default).
 

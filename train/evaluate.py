@@ -10,7 +10,9 @@ from geoai.models.bundle import Bundle, BundleError
 from geoai.models.embeddings import compute_embeddings
 from geoai.models.heads import predict_latlon
 from geoai.scoring import map_size_km
+from train.distributed import check_device
 from train.errors import TrainError
+from train.grid import dataset_root
 from train.samples import build_samples
 
 # The bundle's fusion name -> the view mode of train.samples.
@@ -26,11 +28,11 @@ def evaluate_bundle(bundle_path: str | Path, data: str | Path, *, all_rows: bool
     training. Raises TrainError (bundle broken, backbone unavailable, bad dataset folder)
     or DatasetError.
     """
-    root = Path(data).expanduser()
-    if not root.is_dir():
-        raise TrainError(f"dataset folder {root} does not exist (pass --data DIR, a folder with metadata.csv)")
+    root = dataset_root(data)
+    if num_workers < 0:
+        raise TrainError(f"num-workers must be 0 (decode in this process) or more, got {num_workers}")
     try:
-        bundle = Bundle.load(bundle_path, device=device)
+        bundle = Bundle.load(bundle_path, device=check_device(device))
     except BundleError as exc:
         raise TrainError(f"cannot use bundle {bundle_path}: {exc}") from None
     dataset = load_image_folder(root, on_error="skip" if skip_bad else "raise", check_images="header")
@@ -47,7 +49,7 @@ def evaluate_bundle(bundle_path: str | Path, data: str | Path, *, all_rows: bool
     samples = build_samples(part, "all", VIEW_MODE[bundle.fusion], embeddings)
     predictions = predict_latlon(bundle.head, samples.embeddings)
     size = map_size_km(dataset.frame["lat"].to_numpy(), dataset.frame["lon"].to_numpy())
-    metrics = compute_metrics(predictions, samples.latlon, true_country=samples.country, map_size_km=size)
+    metrics = compute_metrics(predictions, samples.latlon, map_size_km=size)
     trained_on = bundle.config.get("dataset", {}).get("fingerprint")
     fingerprint = dataset.fingerprint()
     return {

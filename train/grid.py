@@ -26,6 +26,7 @@ from geoai.models.backbones import (
     BackboneError,
     BackboneSpec,
     backbone_status,
+    hub_offline,
     load_backbone,
     resolve_backbone,
 )
@@ -72,7 +73,7 @@ def check_backbones(names: list[str]) -> list[BackboneSpec]:
         if name not in KNOWN_BACKBONES and not spec.is_local and not is_hub_id and not available:
             raise TrainError(f"unknown backbone {name!r}; known backbones: {', '.join(KNOWN_BACKBONES)} "
                              "(or give a local checkpoint folder, or a Hugging Face hub id owner/name)")
-        if not available and (spec.is_local or _hub_offline()):
+        if not available and (spec.is_local or hub_offline()):
             raise TrainError(f"backbone {spec.name!r} is not available: {why}")
         if not available:
             _check_downloadable(spec)
@@ -99,30 +100,30 @@ def _check_downloadable(spec: BackboneSpec) -> None:
             f"--backbones dinov2-small-imgfocus,mobilenetv2-1.0-deepsort") from None
 
 
-def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+def dataset_root(data: str | Path) -> Path:
+    """The dataset folder, or TrainError when it does not exist."""
+    root = Path(data).expanduser()
+    if not root.is_dir():
+        raise TrainError(f"dataset folder {root} does not exist (pass --data DIR, a folder with metadata.csv)")
+    return root
 
 
 def load_dataset(config: ExperimentConfig) -> GeoDataset:
     """Load and validate the dataset; TrainError when the folder is missing or a split is empty."""
-    root = Path(config.data).expanduser()
-    if not root.is_dir():
-        raise TrainError(f"dataset folder {root} does not exist (pass --data DIR, a folder with metadata.csv)")
-    dataset = load_image_folder(root, on_error="skip" if config.skip_bad else "raise",
+    dataset = load_image_folder(dataset_root(config.data), on_error="skip" if config.skip_bad else "raise",
                                 check_images="header", split_fractions=tuple(config.split_fractions))
     counts = dataset.frame["split"].value_counts()
     empty = [s for s in SPLITS if counts.get(s, 0) == 0]
     if empty:
-        raise TrainError(f"dataset {dataset.name} has {dataset.frame['location_id'].nunique()} places, "
+        raise TrainError(f"dataset {dataset.name} has {dataset.place_keys().nunique()} places, "
                          f"too few to fill the {', '.join(empty)} split(s); add places or change split_fractions")
     return dataset
 
 
 def split_sizes(dataset: GeoDataset) -> dict[str, dict[str, int]]:
     """Images and places per split."""
-    frame = dataset.frame
-    return {s: {"images": int((frame["split"] == s).sum()),
-                "places": int(frame.loc[frame["split"] == s, "location_id"].nunique())} for s in SPLITS}
+    split, places = dataset.frame["split"], dataset.place_keys()
+    return {s: {"images": int((split == s).sum()), "places": int(places[split == s].nunique())} for s in SPLITS}
 
 
 # ----------------------------------------------------------------------------- prediction
@@ -136,8 +137,7 @@ def _to_numpy(value: Any) -> np.ndarray:
 
 def evaluate_samples(model: Any, samples: dict[str, Samples], map_size: float) -> dict[str, dict]:
     """compute_metrics of the model on each split's samples."""
-    return {split: compute_metrics(predict_latlon(model, s.embeddings), s.latlon,
-                                   true_country=s.country, map_size_km=map_size)
+    return {split: compute_metrics(predict_latlon(model, s.embeddings), s.latlon, map_size_km=map_size)
             for split, s in samples.items()}
 
 
@@ -322,9 +322,11 @@ def run_grid(config: ExperimentConfig, runtime: Runtime) -> dict[str, Any]:
     config.validate()
     seed_everything(config.seed)
     heads = check_heads(config.heads)
-    needs_embeddings = any(h != "medoid" for h in heads)
-    if not Path(config.data).expanduser().is_dir():
-        raise TrainError(f"dataset folder {config.data} does not exist (pass --data DIR, a folder with metadata.csv)")
+    # Frozen embeddings feed the learned heads and the nearest neighbour; fine-tuned heads
+    # embed with their own weights, and the medoid never looks at the images.
+    needs_embeddings = ("nearest-neighbour" in heads
+                        or (not config.finetune and any(h in HEAD_TYPES for h in heads)))
+    dataset_root(config.data)  # before the backbone checks, which may reach for the hub
     specs = check_backbones(config.backbones)
     clock = StageClock()
     with clock("load and validate dataset"):
@@ -359,7 +361,7 @@ def run_grid(config: ExperimentConfig, runtime: Runtime) -> dict[str, Any]:
             if needs_embeddings:
                 emb = embed_dataset(runtime, backbone, dataset, config.cache_dir,
                                     batch_size=config.batch_size, num_workers=config.num_workers)
-            else:  # the medoid never looks at the images
+            else:  # placeholders of the right shape for the samples and the medoid's input checks
                 emb = np.zeros((len(dataset), backbone.embed_dim), dtype=np.float32)
         for fusion in fusions:
             samples = {s: build_samples(dataset, s, fusion, emb) for s in SPLITS}
@@ -374,7 +376,7 @@ def run_grid(config: ExperimentConfig, runtime: Runtime) -> dict[str, Any]:
     results = {
         "format": RESULTS_FORMAT,
         "geoai_version": geoai.__version__,
-        "dataset": {**dataset_info, "images": len(dataset), "places": int(dataset.frame["location_id"].nunique()),
+        "dataset": {**dataset_info, "images": len(dataset), "places": sum(s["places"] for s in sizes.values()),
                     "map_size_km": ctx.map_size, "skipped_rows": len(dataset.problems)},
         "run": {"fusion": fusions, "fusion_note": fusion_note, "finetune": config.finetune,
                 "epochs": config.epochs, "patience": config.patience, "seed": config.seed,

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from geoai.models.backbones import REPO_ROOT
+from geoai.models.bundle import default_models_dir
 from train.errors import TrainError
 
 # Metrics where a larger value is better; every *_km metric is better smaller.
@@ -26,11 +26,6 @@ class Published:
     target: Path
     metric: str
     value: float
-
-
-def default_models_dir() -> Path:
-    """Where the game looks: GEOAI_MODELS_DIR, else <repo>/models (as discover_bundles)."""
-    return Path(os.environ.get("GEOAI_MODELS_DIR", REPO_ROOT / "models"))
 
 
 def best_per_backbone(results: dict, metric: str = "mean_km", split: str = "val") -> dict[str, dict]:
@@ -83,6 +78,10 @@ def publish_run(run_dir: str | Path, models_dir: str | Path | None = None,
         results = json.loads(results_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise TrainError(f"{results_path} is not valid JSON: {exc}") from None
+    if (not isinstance(results, dict) or not isinstance(results.get("results"), list)
+            or not isinstance(results.get("dataset"), dict) or "name" not in results["dataset"]):
+        raise TrainError(f"{results_path} is not the results of `python -m train` (it lacks the "
+                         "'results' list or the dataset's name)")
     target_root = Path(models_dir) if models_dir is not None else default_models_dir()
     best = best_per_backbone(results, metric)
     if not best:

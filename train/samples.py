@@ -22,16 +22,15 @@ class Samples:
     """One split's samples.
 
     rows: per sample, the dataset-frame row indices of its images (one for "single").
-    latlon: (N, 2) truth; country: (N,) authoritative ISO codes, or None to let the metrics
-    reverse-geocode the truth with the same geocoder as the predictions (datasets' country
-    columns come from another geocoder and disagree on ~10% of border-region places);
+    latlon: (N, 2) truth. There is deliberately no country: the metrics reverse-geocode the
+    truth with the same geocoder as the predictions (datasets' country columns come from
+    another geocoder and disagree on ~10% of border-region places);
     embeddings: (N, D) float32 or None (fine-tuning embeds images on the fly);
     square_ids: (N,) study grid squares or None.
     """
 
     rows: list[np.ndarray]
     latlon: np.ndarray
-    country: np.ndarray | None
     embeddings: np.ndarray | None = None
     square_ids: np.ndarray | None = None
 
@@ -81,6 +80,5 @@ def build_samples(dataset: GeoDataset, split: str, fusion: str,
     first = part.iloc[np.asarray(index)]
     squares = _square_ids(first)
     return Samples(rows=groups, latlon=first[["lat", "lon"]].to_numpy(dtype=np.float64),
-                   country=None,
                    embeddings=None if emb is None else np.asarray(emb, dtype=np.float32),
                    square_ids=squares)

@@ -7,19 +7,8 @@ import torch
 from sklearn.linear_model import RidgeCV
 from sklearn.preprocessing import StandardScaler
 
-from geoai.geodesy import haversine_km
+from geoai.geodesy import from_unit_vectors, haversine_km, to_unit_vectors
 from geoai.models.speed import embedding_cosine
-
-
-def _to_xyz(latlon: np.ndarray) -> np.ndarray:
-    lat, lon = np.radians(latlon[:, 0]), np.radians(latlon[:, 1])
-    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1)
-
-
-def _to_latlon(xyz: np.ndarray) -> np.ndarray:
-    xyz = xyz / np.linalg.norm(xyz, axis=1, keepdims=True)
-    return np.degrees(np.stack([np.arcsin(np.clip(xyz[:, 2], -1, 1)),
-                                np.arctan2(xyz[:, 1], xyz[:, 0])], axis=1))
 
 
 class LinearGeoHead:
@@ -29,11 +18,11 @@ class LinearGeoHead:
     def __init__(self, embeddings: np.ndarray, latlon: np.ndarray) -> None:
         self.scaler = StandardScaler().fit(embeddings)
         self.ridge = RidgeCV(alphas=np.logspace(-2, 4, 13)).fit(
-            self.scaler.transform(embeddings), _to_xyz(latlon))
+            self.scaler.transform(embeddings), to_unit_vectors(latlon))
 
     def predict(self, embeddings: np.ndarray) -> np.ndarray:
         """(N, 2) [lat, lon] degrees."""
-        return _to_latlon(self.ridge.predict(self.scaler.transform(embeddings)))
+        return from_unit_vectors(self.ridge.predict(self.scaler.transform(embeddings)))
 
 
 def compare_embeddings(reference: np.ndarray, fast: np.ndarray, latlon: np.ndarray) -> dict:

@@ -7,27 +7,15 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-from geoai.data import open_image
-
-
-class _Decode(Dataset):
-    """One preprocessed (3, H, W) tensor per JPEG, produced inside a worker."""
-
-    def __init__(self, paths: Sequence[Path], processor) -> None:
-        self.paths, self.processor = list(paths), processor
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.processor(images=[open_image(self.paths[i])], return_tensors="pt")["pixel_values"][0]
+# The Dataset compute_embeddings uses: the benchmark times the real decoding path.
+from geoai.models.embeddings import _ImageFiles
 
 
 def make_loader(paths: Sequence[Path], processor, batch_size: int, workers: int,
                 device: torch.device) -> DataLoader:
-    return DataLoader(_Decode(paths, processor), batch_size=batch_size, num_workers=workers,
+    return DataLoader(_ImageFiles([str(p) for p in paths], processor), batch_size=batch_size, num_workers=workers,
                       pin_memory=device.type == "cuda", persistent_workers=False)
 
 

@@ -52,10 +52,10 @@ class BenchOptions:
 
 
 def machine_description() -> dict:
-    model = next((line.split(":", 1)[1].strip() for line in _cpuinfo().splitlines()
+    lines = _cpuinfo().splitlines()
+    model = next((line.split(":", 1)[1].strip() for line in lines
                   if line.startswith("model name")), platform.processor() or "unknown CPU")
-    flags = next((set(line.split(":", 1)[1].split()) for line in _cpuinfo().splitlines()
-                  if line.startswith("flags")), set())
+    flags = next((set(line.split(":", 1)[1].split()) for line in lines if line.startswith("flags")), set())
     return {"cpu": model, "cores": torch.get_num_threads(), "avx512_bf16": "avx512_bf16" in flags,
             "amx": "amx_bf16" in flags, "bf16_fast_path": cpu_supports_bf16(),
             "torch": torch.__version__, "transformers": __import__("transformers").__version__}

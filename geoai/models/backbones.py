@@ -119,7 +119,7 @@ def _family_of(model_type: str) -> str:
     return "cnn" if model_type in _CNN_MODEL_TYPES else "transformer"
 
 
-def _hub_offline() -> bool:
+def hub_offline() -> bool:
     """HF_HUB_OFFLINE read now (not at import), so callers and tests can switch it."""
     value = os.environ.get("HF_HUB_OFFLINE")
     if value is not None:
@@ -168,7 +168,7 @@ def backbone_status(spec: BackboneSpec) -> tuple[bool, str]:
         return True, f"local checkpoint at {folder}"
     if _in_hub_cache(spec.source):
         return True, f"{spec.source} is in the Hugging Face cache ({_hub_cache_dir()})"
-    if _hub_offline():
+    if hub_offline():
         return False, (f"{spec.source} is not in the Hugging Face cache and HF_HUB_OFFLINE is set; "
                        f"{CONVERT_HINT} or connect to download it")
     return False, f"{spec.source} is not cached; it will be downloaded from the Hugging Face hub on first use"
@@ -238,10 +238,7 @@ class Backbone(torch.nn.Module):
         BEiT-base) is memoised until a tensor is modified in place or replaced, which torch's
         per-tensor version counters reveal.
         """
-        config_json = _stable_json(self.model.config.to_dict()) + _stable_json(self.processor.to_dict())
-        tensors = self.model.state_dict(keep_vars=True)
-        signature = (config_json, tuple((name, t.data_ptr(), t._version, str(t.device))
-                                        for name, t in tensors.items()))
+        config_json, tensors, signature = self._weights_signature()
         memo = getattr(self, "_cache_key_memo", None)
         if memo is None or memo[0] != signature:
             digest = hashlib.sha256(config_json)
@@ -253,6 +250,14 @@ class Backbone(torch.nn.Module):
             memo = (signature, digest.hexdigest()[:32])
             self._cache_key_memo = memo
         return f"{self.spec.name}-{memo[1]}"
+
+    def _weights_signature(self) -> tuple[bytes, dict[str, torch.Tensor], tuple]:
+        """(stable config JSON, state dict, cheap signature of which tensors hold the weights)."""
+        config_json = _stable_json(self.model.config.to_dict()) + _stable_json(self.processor.to_dict())
+        tensors = self.model.state_dict(keep_vars=True)
+        signature = (config_json, tuple((name, t.data_ptr(), t._version, str(t.device))
+                                        for name, t in tensors.items()))
+        return config_json, tensors, signature
 
     def preprocess(self, images: list[Image.Image]) -> torch.Tensor:
         """(B, 3, H, W) float pixel_values for PIL images, via the model's image processor."""
@@ -274,8 +279,12 @@ class Backbone(torch.nn.Module):
         from geoai.models.speed import choose_settings, optimize_for_inference
 
         _ = self.cache_key  # hash the weights as they are now, before layout or dtype changes
+        digest = self._cache_key_memo[1]
         settings = choose_settings(self.spec.family, self.device, workload=workload)
         self._fast = optimize_for_inference(self.model, settings, pool=_pool)
+        # Same weights in another memory layout or dtype: keep their identity, so bundles
+        # trained on them still match, and do not hash them again.
+        self._cache_key_memo = (self._weights_signature()[2], digest)
 
     @torch.inference_mode()
     def embed(self, images: list[Image.Image], batch_size: int = 32) -> np.ndarray:
@@ -311,7 +320,7 @@ def load_backbone(name_or_path: str, device: str | torch.device | None = None) -
     available, reason = backbone_status(spec)
     if spec.is_local and not available:
         raise BackboneError(f"backbone {spec.name!r} is not available: {reason}")
-    if not spec.is_local and not available and _hub_offline():
+    if not spec.is_local and not available and hub_offline():
         raise BackboneError(f"{spec.source} is not available offline: {reason}")
     local_only = spec.is_local or _in_hub_cache(spec.source)
     try:

@@ -302,13 +302,17 @@ class Bundle:
         return f"Bundle({self.name!r}, backbone={self.backbone_name!r}, head={self.config['head'].get('type')!r})"
 
 
+def default_models_dir() -> Path:
+    """Where the game looks for bundles: GEOAI_MODELS_DIR, else <repo>/models."""
+    return Path(os.environ.get("GEOAI_MODELS_DIR", REPO_ROOT / "models"))
+
+
 def discover_bundles(models_dir: str | Path | None = None) -> list[Path]:
     """Bundle folders (with config.json) in models_dir, GEOAI_MODELS_DIR or <repo>/models, sorted.
 
     Subfolders without config.json are reported with a warning rather than silently skipped.
     """
-    root = Path(models_dir) if models_dir is not None else Path(os.environ.get("GEOAI_MODELS_DIR",
-                                                                               REPO_ROOT / "models"))
+    root = Path(models_dir) if models_dir is not None else default_models_dir()
     if not root.is_dir():
         return []
     found = []

@@ -60,10 +60,6 @@ class _ImageFiles(Dataset):
         return self.processor(images=[image], return_tensors="pt")["pixel_values"][0]
 
 
-def _digest_bytes(hex_digests: Sequence[str]) -> np.ndarray:
-    return np.frombuffer(b"".join(bytes.fromhex(h) for h in hex_digests), dtype=np.uint8).reshape(-1, 20)
-
-
 def _cache_folder(cache_dir: Path, backbone: Backbone, key: str) -> Path:
     folder = Path(cache_dir) / f"{key}-{backbone.image_size}px"
     folder.mkdir(parents=True, exist_ok=True)
@@ -107,8 +103,7 @@ def _write_part(folder: Path, sha: np.ndarray, emb: np.ndarray) -> Path:
 
 
 def _merge_parts(folder: Path, parts: list[Path], table: dict[bytes, np.ndarray]) -> None:
-    sha = np.frombuffer(b"".join(table), dtype=np.uint8).reshape(-1, 20)
-    _write_part(folder, sha, np.stack(list(table.values())))
+    _write_part(folder, _keys_array(list(table)), np.stack(list(table.values())))
     for part in parts:
         part.unlink(missing_ok=True)
 
@@ -128,9 +123,7 @@ def compute_embeddings(backbone: Backbone, dataset: GeoDataset, cache_dir: Path 
         return np.zeros((0, dim), dtype=np.float32)
     if batch_size < 1 or num_workers < 0:
         raise ValueError(f"batch_size must be >= 1 and num_workers >= 0, got {batch_size}, {num_workers}")
-    hexes = list(dataset.file_hashes())
-    digests = _digest_bytes(hexes)
-    keys = [d.tobytes() for d in digests]
+    keys = [bytes.fromhex(h) for h in dataset.file_hashes()]  # 20-byte SHA-1 digests
 
     table: dict[bytes, np.ndarray] = {}
     folder, parts = None, []
@@ -175,6 +168,7 @@ def compute_embeddings(backbone: Backbone, dataset: GeoDataset, cache_dir: Path 
 
 
 def _keys_array(keys: list[bytes]) -> np.ndarray:
+    """(M, 20) uint8 array of M SHA-1 digests, as stored in a cache part."""
     return np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(-1, 20)
 
 

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from geoai.geocells import GeocellError, Geocells, quadtree_cells
-from geoai.geodesy import haversine_km, spherical_mean, validate_coordinates
+from geoai.geodesy import EARTH_RADIUS_KM, haversine_km, spherical_mean, validate_coordinates
 from geoai.models.losses import (
     distance_km,
     haversine_soft_targets,
@@ -43,7 +43,7 @@ from geoai.models.losses import (
 HEAD_TYPES = ("linear-mse", "linear-eqrect", "linear-haversine", "grid", "geocell")
 BASELINE_TYPES = ("medoid", "nearest-neighbour")
 GRID_MLP_HIDDEN = (250, 150, 100, 50)  # the study's regressor
-KM_PER_DEGREE = math.pi * 6371.009 / 180.0  # one degree of latitude
+KM_PER_DEGREE = math.pi * EARTH_RADIUS_KM / 180.0  # one degree of latitude
 
 
 class HeadError(ValueError):
@@ -332,13 +332,16 @@ def build_head(head_type: str, embed_dim: int, *, train_latlon: np.ndarray,
         raise HeadError(f"unknown hyper-parameter(s) {unknown} for a {head_type} head; "
                         f"it takes {sorted(allowed) or 'none'}")
     settings = {**allowed, **hparams}
-    if head_type == "geocell":
-        min_samples = int(settings.pop("cell_min_samples"))
-        max_samples = int(settings.pop("cell_max_samples"))
-        if cells is None:
-            cells = quadtree_cells(latlon, min_samples=min_samples, max_samples=max_samples)
-    if "hidden" in settings and head_type == "grid":
-        settings["hidden"] = [int(h) for h in settings["hidden"]]
+    try:
+        if head_type == "geocell":
+            min_samples = int(settings.pop("cell_min_samples"))
+            max_samples = int(settings.pop("cell_max_samples"))
+            if cells is None:
+                cells = quadtree_cells(latlon, min_samples=min_samples, max_samples=max_samples)
+        if "hidden" in settings and head_type == "grid":
+            settings["hidden"] = [int(h) for h in settings["hidden"]]
+    except (TypeError, ValueError) as exc:  # e.g. "hidden": "wide" from a JSON config
+        raise HeadError(f"invalid hyper-parameter for a {head_type} head: {exc}") from exc
     config.update(settings)
     if cells is not None:
         config["cells"] = cells.to_dict()
@@ -361,10 +364,14 @@ def head_from_config(config: dict) -> nn.Module:
             return GridHead(config)
         if head_type == "geocell":
             return GeocellHead(config)
+    except HeadError:
+        raise
     except KeyError as exc:
         raise HeadError(f"the {head_type} head config lacks the entry {exc}") from exc
     except GeocellError as exc:
         raise HeadError(f"the {head_type} head config has invalid cells: {exc}") from exc
+    except (TypeError, ValueError) as exc:  # e.g. "tau_km": "big"
+        raise HeadError(f"the {head_type} head config has an invalid value: {exc}") from exc
     raise HeadError(f"unknown head type {head_type!r}; choose from {', '.join(HEAD_TYPES + BASELINE_TYPES)}")
 
 

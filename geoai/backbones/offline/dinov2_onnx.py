@@ -121,9 +121,9 @@ def convert_dinov2_small(
             f"{out_dir} is not empty; pass overwrite=True to replace the checkpoint in it."
         )
 
+    out_dir.parent.mkdir(parents=True, exist_ok=True)  # an unwritable place fails before the slow read
     weights = read_encoder_weights(source)
     model = build_model(weights)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
         model.save_pretrained(staging, safe_serialization=True)
