@@ -20,6 +20,7 @@ ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
 BORDERS_FILE = ASSETS_DIR / "countries-50m.geojson"
 DECIMALS = 2
 TOLERANCE_DEG = 0.03  # ~3 km: keeps the file small, hardly visible at country zoom
+WORLD_TOLERANCE_DEG = 0.25  # the whole world at once needs ~25 km detail at most
 
 
 class BordersError(RuntimeError):
@@ -48,14 +49,10 @@ def topojson_to_geojson(topology: dict, object_name: str = "countries", decimals
     """
     arcs = [_simplify(arc, tolerance_deg) for arc in _decode_arcs(topology)]
 
-    def arc_points(index: int) -> list[list[float]]:
-        points = arcs[index] if index >= 0 else arcs[~index][::-1]
-        return points
-
     def ring(indices: list[int]) -> list[list[float]]:
         points: list[list[float]] = []
         for i in indices:
-            pts = arc_points(i)
+            pts = arcs[i] if i >= 0 else arcs[~i][::-1]  # a negative index is a reversed arc
             points.extend(pts if not points else pts[1:])  # consecutive arcs share an end point
         return _dedupe([[round(x, decimals), round(y, decimals)] for x, y in points])
 
@@ -134,17 +131,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--decimals", type=int, default=DECIMALS)
     parser.add_argument("--tolerance", type=float, default=TOLERANCE_DEG, help="simplification, degrees")
     args = parser.parse_args(argv)
-    geojson = topojson_to_geojson(json.loads(args.topojson.read_text()), decimals=args.decimals,
-                                  tolerance_deg=args.tolerance)
+    try:
+        topology = json.loads(args.topojson.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        parser.error(f"cannot read {args.topojson}: {exc}")
+    try:
+        geojson = topojson_to_geojson(topology, decimals=args.decimals, tolerance_deg=args.tolerance)
+    except (KeyError, TypeError, IndexError, AttributeError) as exc:
+        parser.error(f"{args.topojson} is not a world-atlas TopoJSON topology with 'countries' "
+                     f"({type(exc).__name__}: {exc})")
     args.output.write_text(json.dumps(geojson, separators=(",", ":")), encoding="utf-8")
     print(f"wrote {len(geojson['features'])} countries to {args.output} ({args.output.stat().st_size / 1e3:.0f} kB)")
-
-
-if __name__ == "__main__":
-    main()
-
-
-WORLD_TOLERANCE_DEG = 0.25  # the whole world at once needs ~25 km detail at most
 
 
 @lru_cache(maxsize=32)
@@ -160,16 +157,15 @@ def borders_json(region: tuple[float, float, float, float] | None) -> str:
                       separators=(",", ":"))
 
 
-def _rings(feature: dict):
+def _polygons(feature: dict) -> list:
+    """A Polygon or MultiPolygon feature's polygons (each a list of rings)."""
     geometry = feature["geometry"]
-    polygons = [geometry["coordinates"]] if geometry["type"] == "Polygon" else geometry["coordinates"]
-    for polygon in polygons:
-        yield from polygon
+    return [geometry["coordinates"]] if geometry["type"] == "Polygon" else geometry["coordinates"]
 
 
 def _touches(feature: dict, region: tuple[float, float, float, float]) -> bool:
     south, west, north, east = region
-    for ring in _rings(feature):
+    for ring in (ring for polygon in _polygons(feature) for ring in polygon):
         xs = [p[0] for p in ring]
         ys = [p[1] for p in ring]
         if min(xs) <= east and max(xs) >= west and min(ys) <= north and max(ys) >= south:
@@ -178,10 +174,8 @@ def _touches(feature: dict, region: tuple[float, float, float, float]) -> bool:
 
 
 def _simplified_feature(feature: dict, tolerance: float) -> dict | None:
-    geometry = feature["geometry"]
-    polygons = [geometry["coordinates"]] if geometry["type"] == "Polygon" else geometry["coordinates"]
     kept = []
-    for polygon in polygons:
+    for polygon in _polygons(feature):
         rings = [_dedupe(_simplify(ring, tolerance)) for ring in polygon]
         if len(rings[0]) >= 4:  # an island smaller than the tolerance disappears
             kept.append([r for r in rings if len(r) >= 4])
@@ -189,3 +183,7 @@ def _simplified_feature(feature: dict, tolerance: float) -> dict | None:
         return None
     return {"type": "Feature", "properties": feature["properties"],
             "geometry": {"type": "MultiPolygon", "coordinates": kept}}
+
+
+if __name__ == "__main__":
+    main()

@@ -33,7 +33,6 @@ class Place:
     lat: float
     lon: float
     image_paths: tuple[str, ...]
-    country: str = ""
 
     @property
     def image_name(self) -> str:

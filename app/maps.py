@@ -43,11 +43,9 @@ class Bounds:
 @dataclass(frozen=True)
 class GameMap:
     name: str
-    root: Path
     places: tuple[Place, ...]  # the test split, one per place
     size_km: float  # D of the scoring formula, over the whole dataset
     bounds: Bounds  # the whole dataset's coordinates
-    n_images: int  # in the whole dataset
 
     @property
     def multi_view(self) -> bool:
@@ -80,11 +78,10 @@ def load_map(folder: Path) -> GameMap:
     if not places:
         raise MapError(f"the map {folder.name!r} has no places in its test split; it needs more places")
     coords = dataset.coords
-    return GameMap(name=dataset.name, root=dataset.root, places=tuple(places),
+    return GameMap(name=dataset.name, places=tuple(places),
                    size_km=map_size_km(coords[:, 0], coords[:, 1]),
                    bounds=Bounds(float(coords[:, 0].min()), float(coords[:, 1].min()),
-                                 float(coords[:, 0].max()), float(coords[:, 1].max())),
-                   n_images=len(dataset))
+                                 float(coords[:, 0].max()), float(coords[:, 1].max())))
 
 
 def places_of(dataset: GeoDataset) -> list[Place]:
@@ -94,9 +91,8 @@ def places_of(dataset: GeoDataset) -> list[Place]:
     for place_id, rows in frame.groupby("_place", sort=True):
         rows = rows.sort_values("heading", key=_heading_order)
         paths = tuple(str(p) for p in rows["path"].head(MAX_VIEWS_PER_PLACE))
-        country = str(rows["country"].iloc[0]) if "country" in rows else ""
         places.append(Place(location_id=str(place_id), lat=float(rows["lat"].iloc[0]),
-                            lon=float(rows["lon"].iloc[0]), image_paths=paths, country=country))
+                            lon=float(rows["lon"].iloc[0]), image_paths=paths))
     return places
 
 

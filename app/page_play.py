@@ -13,7 +13,7 @@ from app.maps import MapError, data_dir
 from app.pickgrid import PickError
 from app.players import OpponentError
 from app.session import Phase, PlaySession
-from app.views import GRID_LAYER, REFINE_LAYER, Marker, guess_colours, play_deck, result_deck
+from app.views import GRID_LAYER, REFINE_LAYER, TRUTH_COLOUR, Marker, guess_colours, play_deck, result_deck
 from db.models import PERSON
 from db.names import MAX_NAME_LENGTH, InvalidPlayerName
 from db.store import StoreError
@@ -168,7 +168,6 @@ def confirm_guess(play: PlaySession, opponents) -> None:
         st.error(str(exc))
         return
     log.info("round answered in %.3f s", time.perf_counter() - started)
-    st.session_state["last_round_seconds"] = time.perf_counter() - started
     st.rerun()
 
 
@@ -195,7 +194,7 @@ def result_map(play: PlaySession) -> None:
     game, result = play.game, play.last_result
     colours = guess_colours([PERSON, *game.opponents])
     markers = [Marker(game.display_name(g.who), g.lat, g.lon, colours[g.who]) for g in result.guesses.values()]
-    truth = Marker("truth", result.place.lat, result.place.lon, (30, 160, 60, 255))
+    truth = Marker("truth", result.place.lat, result.place.lon, tuple(TRUTH_COLOUR))
     deck = result_deck(resources.game_map(game.map_name).bounds, play.grid.world,
                        resources.borders_for(game.map_name), truth, markers, basemap=basemap_on())
     st.pydeck_chart(deck, height=420, key=f"result-{play.map_key}")

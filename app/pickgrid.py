@@ -87,17 +87,20 @@ def build_pick_grid(south: float, west: float, north: float, east: float,
     if len(cells) > MAX_CELLS:
         raise ValueError(f"a pick grid of {len(cells)} cells is too large for the browser "
                          f"(resolution {res}, map size {map_size_km:.0f} km)")
-    return PickGrid(resolution=res, cells=tuple(sorted(cells)), world=world, max_error_km=error)
+    return PickGrid(resolution=res, cells=tuple(cells), world=world, max_error_km=error)
 
 
 def max_error_km(cells) -> float:
     """The largest distance from a cell's centre to one of its corners, over the cells."""
-    worst = 0.0
-    for cell in cells:
-        lat, lon = h3.cell_to_latlng(cell)
-        corners = np.asarray(h3.cell_to_boundary(cell))
-        worst = max(worst, float(haversine_km(lat, lon, corners[:, 0], corners[:, 1]).max()))
-    return worst
+    centres, corners = [], []
+    for cell in cells:  # one vectorised distance call: a world grid has 41,162 cells
+        boundary = h3.cell_to_boundary(cell)
+        centres.extend([h3.cell_to_latlng(cell)] * len(boundary))
+        corners.extend(boundary)
+    if not corners:
+        return 0.0
+    a, b = np.asarray(centres), np.asarray(corners)
+    return float(haversine_km(a[:, 0], a[:, 1], b[:, 0], b[:, 1]).max())
 
 
 def _typical_radius_km(res: int) -> float:

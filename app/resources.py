@@ -12,14 +12,13 @@ from pathlib import Path
 import streamlit as st
 
 from app.borders import borders_json
-from app.maps import GameMap, MapError, data_dir, discover_maps, load_map
+from app.maps import METADATA_FILE, GameMap, MapError, data_dir, discover_maps, load_map
 from app.pickgrid import PickGrid, build_pick_grid
 from app.players import ModelPlayers, OpponentInfo, choose_opponents, read_opponents
 from app.views import online_basemap_reachable
 from db.store import GameStore
 
 log = logging.getLogger("geoai.app")
-MODELS_DIR_ENV = "GEOAI_MODELS_DIR"
 BASEMAP_ENV = "GEOAI_BASEMAP"  # "off" never contacts the tile server, "on" skips the check
 
 
@@ -38,7 +37,7 @@ def map_names(folder: str | None = None) -> list[str]:
 @st.cache_resource(show_spinner="Loading the map's photos...")
 def game_map(name: str) -> GameMap:
     folder = data_dir() / name
-    if not (folder / "metadata.csv").is_file():
+    if not (folder / METADATA_FILE).is_file():
         raise MapError(f"no map called {name!r} in {data_dir()}")
     return load_map(folder)
 
@@ -66,8 +65,8 @@ def model_players() -> ModelPlayers:
 
 
 def models_dir() -> Path:
-    from geoai.models.bundle import REPO_ROOT
-    return Path(os.environ.get(MODELS_DIR_ENV) or REPO_ROOT / "models")
+    from geoai.models.bundle import default_models_dir
+    return default_models_dir()
 
 
 @st.cache_data(show_spinner=False, ttl=60)

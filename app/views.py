@@ -34,7 +34,7 @@ LAND = [232, 227, 212, SELECTION_ALPHA]
 BORDER = [120, 120, 120, 255]
 # Pickable cells are invisible until selected; Streamlit then draws the selected cell in
 # this colour at full opacity (its selection highlight), which doubles as the marker.
-PICK_RGB = [230, 80, 30, 1]  # alpha 0 would not be pickable in deck.gl  # alpha 0 would not be pickable in deck.gl
+PICK_RGB = [230, 80, 30, 1]  # alpha 0 would not be pickable in deck.gl
 TRUTH_COLOUR = [30, 160, 60, 255]
 COLOURS = ([30, 100, 230, 255], [230, 120, 20, 255], [150, 60, 200, 255], [200, 40, 90, 255],
            [0, 150, 160, 255])
@@ -83,9 +83,12 @@ def _base_layers(borders_placeholder: str, basemap: bool) -> list[dict]:
         layers.append({"@@type": "SolidPolygonLayer", "id": "ocean", "pickable": False,
                        "data": [{"p": [[-180, -85], [180, -85], [180, 85], [-180, 85]]}],
                        "getPolygon": "@@=p", "getFillColor": OCEAN})
+    # Natural Earth rings that cross the antimeridian (Russia, Fiji) jump from +180 to -180;
+    # deck.gl cuts them there instead of drawing lines and bands across the whole world.
     layers.append({"@@type": "GeoJsonLayer", "id": "borders", "pickable": False,
                    "data": borders_placeholder, "stroked": True, "filled": not basemap,
-                   "getFillColor": LAND, "getLineColor": BORDER, "lineWidthMinPixels": 1})
+                   "getFillColor": LAND, "getLineColor": BORDER, "lineWidthMinPixels": 1,
+                   "wrapLongitude": True})
     return layers
 
 
@@ -109,9 +112,12 @@ def play_deck(bounds: Bounds, grid: PickGrid, borders: str, *, guess: Marker | N
               refine_cells: Sequence[str] = (), basemap: bool = False) -> MapDeck:
     """The round's map: every point pickable through the grid (plus a finer patch around the guess)."""
     layers = _base_layers("@@BORDERS@@", basemap)
+    # The fast path draws every cell with the shape of the one at the view's centre: fine on a
+    # country, but across the world cells turn and stretch, leaving unclickable gaps between
+    # them. World grids get each cell's true outline (slower to build, every point pickable).
     layers.append({"@@type": "H3HexagonLayer", "id": GRID_LAYER, "pickable": True,
                    "data": "@@GRID@@", "getHexagon": "@@=-", "filled": True, "stroked": False,
-                   "extruded": False, "getFillColor": PICK_RGB, "highPrecision": False})
+                   "extruded": False, "getFillColor": PICK_RGB, "highPrecision": grid.world})
     if refine_cells:
         layers.append({"@@type": "H3HexagonLayer", "id": REFINE_LAYER, "pickable": True,
                        "data": list(refine_cells), "getHexagon": "@@=-", "filled": True,

@@ -12,7 +12,9 @@ upgrades), and a game is saved in ONE transaction: all of it lands or none of it
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,8 +64,8 @@ def _tune_sqlite(engine: Engine) -> None:
         # Let SQLAlchemy's "begin" event issue BEGIN (pysqlite's implicit BEGIN is deferred).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        _enable_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")  # durable with WAL, much faster commits
         cursor.close()
@@ -71,6 +73,20 @@ def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _enable_wal(cursor) -> None:
+    """Switch to WAL, retrying: the switch needs the file to itself and SQLite answers "locked"
+    at once (no busy_timeout wait) while other connections open the same new database."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _safe(url: str) -> str:
@@ -152,18 +168,21 @@ class GameStore:
             raise ValueError("a game without rounds cannot be saved")
         last_error: Exception | None = None
         for _ in range(MAX_SAVE_ATTEMPTS):
+            new_player = False
             try:
                 with self._session() as session, session.begin():
                     player = session.scalar(select(Player).where(Player.name == name))
                     if player is None:
-                        player = Player(name=name, created_at=record.started_at)
+                        player, new_player = Player(name=name, created_at=record.started_at), True
                         session.add(player)
                     game = _game_row(record, player)
                     session.add(game)
                     session.flush()
                     return game.id
-            except IntegrityError as exc:  # another session created the same player first
-                last_error = exc
+            except IntegrityError as exc:
+                if not new_player:  # not the name race: the record breaks a constraint
+                    raise StoreError(f"the database refused the game: {exc.orig}") from exc
+                last_error = exc  # another session may have created the same player first
             except OperationalError as exc:
                 raise StoreError(f"could not save the game to {_safe(self.url)}: {exc.orig}") from exc
         raise StoreError(f"could not save the game after {MAX_SAVE_ATTEMPTS} attempts: {last_error}")

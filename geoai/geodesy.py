@@ -18,9 +18,13 @@ import numpy as np
 
 EARTH_RADIUS_KM = 6371.009  # geopy.distance.EARTH_RADIUS (IUGG mean radius)
 
-# sqrt is not differentiable at 0: clamping its argument to a tiny positive number keeps
-# gradients finite while moving distances by ~1e-15 km at most.
+# sqrt is not differentiable at 0: for torch, clamping its argument to a tiny positive number
+# keeps gradients finite while moving distances by ~1e-11 km at most. NumPy stays exact.
 _SQRT_FLOOR = 1e-30
+
+
+def _sqrt_floor(xp) -> float:
+    return 0.0 if xp is np else _SQRT_FLOOR
 
 
 def _as_arrays(*values: Any) -> tuple[Any, list]:
@@ -44,8 +48,8 @@ def haversine_km(lat1, lon1, lat2, lon2):
     a = xp.sin((lat2 - lat1) / 2) ** 2 + xp.cos(lat1) * xp.cos(lat2) * xp.sin((lon2 - lon1) / 2) ** 2
     a = xp.clip(a, 0.0, 1.0)  # rounding can push a a hair outside [0, 1]
     # atan2(sqrt(a), sqrt(1 - a)) stays accurate near 0 and near antipodes, unlike asin/acos.
-    angle = 2 * xp.arctan2(xp.sqrt(xp.clip(a, _SQRT_FLOOR, None)),
-                           xp.sqrt(xp.clip(1 - a, _SQRT_FLOOR, None)))
+    floor = _sqrt_floor(xp)
+    angle = 2 * xp.arctan2(xp.sqrt(xp.clip(a, floor, None)), xp.sqrt(xp.clip(1 - a, floor, None)))
     return EARTH_RADIUS_KM * angle
 
 
@@ -62,7 +66,7 @@ def equirectangular_km(lat1, lon1, lat2, lon2):
     dlon = xp.remainder(lon2 - lon1 + math.pi, 2 * math.pi) - math.pi
     x = dlon * xp.cos((lat1 + lat2) / 2)
     y = lat2 - lat1
-    return EARTH_RADIUS_KM * xp.sqrt(xp.clip(x * x + y * y, _SQRT_FLOOR, None))
+    return EARTH_RADIUS_KM * xp.sqrt(xp.clip(x * x + y * y, _sqrt_floor(xp), None))
 
 
 def pairwise_haversine_km(a, b):

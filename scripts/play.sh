@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The game from a fresh clone, offline: convert the offline backbones, train and publish
-# model bundles when none are published yet, then start the Streamlit app.
+# model bundles for each map not trained yet (runs/play-<map>), then start the Streamlit app.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -11,7 +11,7 @@ PLAY_MAPS="${GEOAI_PLAY_MAPS:-croatia-streetview streetview-world-tiles}"
 
 $PY -m train convert-offline
 for map in $PLAY_MAPS; do
-  if [ -d "runs/play-$map" ] && [ -f "runs/play-$map/results.json" ]; then
+  if [ -f "runs/play-$map/results.json" ]; then
     continue  # already trained; `rm -rf runs/play-$map` to retrain
   fi
   echo "Training the game's models on $map (once; a few minutes on a CPU)..."
@@ -19,4 +19,5 @@ for map in $PLAY_MAPS; do
       --heads geocell,linear-haversine --out "runs/play-$map"
   $PY -m train publish "runs/play-$map"
 done
-exec .venv/bin/streamlit run app/main.py "$@"
+# Offline by design: no usage statistics sent from the browser.
+exec .venv/bin/streamlit run app/main.py --browser.gatherUsageStats false "$@"

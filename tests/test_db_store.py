@@ -80,11 +80,21 @@ def test_a_failing_game_leaves_nothing_behind(store):
     broken_round = RoundRecord(3, "loc3", "img3.jpg", 45.0, 16.0,
                                (GuessRecord(PERSON, 45.0, 16.0, -1.0, 10),))  # negative distance
     bad = GameRecord(**{**bad.__dict__, "rounds": bad.rounds + (broken_round,)})
-    with pytest.raises(Exception):
+    with pytest.raises(StoreError, match="distance_non_negative"):
         store.save_game(bad)
     with store._session() as session:
         for table in (Player, Game, Round, Guess):
             assert session.scalar(select(func.count()).select_from(table)) == 0
+
+
+def test_a_returning_players_bad_game_is_refused_at_once(store):
+    store.save_game(record("Ana"))
+    good = record("Ana")
+    broken_round = RoundRecord(3, "loc3", "img3.jpg", 45.0, 16.0,
+                               (GuessRecord(PERSON, 45.0, 16.0, 1.0, 6000),))  # points out of range
+    with pytest.raises(StoreError, match="refused the game.*points_in_range"):
+        store.save_game(GameRecord(**{**good.__dict__, "rounds": good.rounds + (broken_round,)}))
+    assert store.game_count() == 1
 
 
 def test_invalid_name_is_not_saved(store):

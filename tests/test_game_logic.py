@@ -160,8 +160,13 @@ def test_country_grid_error_within_one_percent(croatia_grid):
     assert len(croatia_grid.cells) < 20_000
 
 
-def test_world_grid_under_150_km():
-    grid = build_pick_grid(-40, -120, 65, 175, WORLD_SIZE_KM)
+@pytest.fixture(scope="module")
+def world_grid():
+    return build_pick_grid(-40, -120, 65, 175, WORLD_SIZE_KM)
+
+
+def test_world_grid_under_150_km(world_grid):
+    grid = world_grid
     assert grid.world and grid.max_error_km < 150
     assert len(json.loads(grid.data_json)) == len(grid.cells) == h3.get_num_cells(grid.resolution)
     for lat, lon in [(89.9, 0.0), (-89.9, 179.9), (0.0, -180.0), (45.8, 15.98)]:
@@ -263,7 +268,22 @@ def test_play_deck_has_pickable_grid_and_no_online_basemap(croatia_grid):
     assert not layers["borders"]["pickable"] and layers["borders"]["data"]["type"] == "FeatureCollection"
     assert spec["mapStyle"] == NO_BASEMAP
     assert 42.8 < spec["initialViewState"]["latitude"] < 46.44
+    # Rings crossing the antimeridian (Russia, Fiji) must be cut there, not drawn across the map.
+    assert layers["borders"]["wrapLongitude"] is True
     result = json.loads(result_deck(bounds, False, "{}", Marker("truth", 45, 16, (0, 255, 0, 255)),
                                     [Marker("Ana", 44, 15, (0, 0, 255, 255))]).to_json())
     lines = [layer for layer in result["layers"] if layer["id"] == "lines"][0]
     assert lines["data"] == [{"a": [15, 44], "b": [16, 45], "c": [0, 0, 255, 255]}]
+
+
+def test_world_map_draws_every_cell_exactly(world_grid, croatia_grid):
+    """deck.gl's fast path draws all cells with one shape: across the world that leaves gaps
+    where a click picks nothing, so world grids need each cell's true outline."""
+    from app.maps import Bounds
+
+    def grid_layer(grid, bounds):
+        spec = json.loads(play_deck(bounds, grid, "{}").to_json())
+        return [layer for layer in spec["layers"] if layer["id"] == GRID_LAYER][0]
+
+    assert grid_layer(world_grid, Bounds(-40, -120, 65, 175))["highPrecision"] is True
+    assert grid_layer(croatia_grid, Bounds(42.8, 13.75, 46.44, 19.12))["highPrecision"] is False

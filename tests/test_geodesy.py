@@ -51,6 +51,11 @@ def test_haversine_edge_cases_match_geopy(p, q):
     assert ours == pytest.approx(ref, rel=1e-6, abs=1e-9)
 
 
+def test_numpy_distance_between_equal_points_is_exactly_zero():
+    assert float(haversine_km(45.0, 15.0, 45.0, 15.0)) == 0.0
+    assert float(equirectangular_km(45.0, 15.0, 45.0, 15.0)) == 0.0
+
+
 def test_antipodes_are_half_the_circumference():
     # float64 rounding of the haversine term leaves ~1e-8 relative error at exact antipodes
     assert float(haversine_km(10, 20, -10, -160)) == pytest.approx(math.pi * EARTH_RADIUS_KM, rel=1e-7)

@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CHECKPOINTS_DIR = Path(os.environ.get("GEOAI_CHECKPOINTS", REPO_ROOT / "checkpoints"))
+CHECKPOINTS_DIR = Path(os.environ.get("GEOAI_CHECKPOINTS") or REPO_ROOT / "checkpoints")
 
 CONVERT_HINT = "run `python -m train convert-offline` to build the offline backbones"
 # Files that hold weights in a transformers checkpoint, in the order from_pretrained prefers.

@@ -304,7 +304,7 @@ class Bundle:
 
 def default_models_dir() -> Path:
     """Where the game looks for bundles: GEOAI_MODELS_DIR, else <repo>/models."""
-    return Path(os.environ.get("GEOAI_MODELS_DIR", REPO_ROOT / "models"))
+    return Path(os.environ.get("GEOAI_MODELS_DIR") or REPO_ROOT / "models")  # unset or empty
 
 
 def discover_bundles(models_dir: str | Path | None = None) -> list[Path]:
