@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from app.game import Place
+from geoai.labels import model_label
 
 FAMILY_ORDER = ("transformer", "cnn")
 FAMILY_LABELS = {"transformer": "Transformer", "cnn": "CNN"}
@@ -41,7 +42,8 @@ class OpponentInfo:
 
     @property
     def label(self) -> str:
-        return f"{self.name} ({FAMILY_LABELS.get(self.family, self.family)})"
+        """What players read: the backbone's display name and family, e.g. "MobileNetV2 · CNN"."""
+        return model_label(self.backbone, self.family)
 
     def test_score(self) -> float:
         """Test mean distance in km (lower is better); infinity when unknown."""

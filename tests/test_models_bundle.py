@@ -185,3 +185,23 @@ def test_discover_bundles(setup, tmp_path, monkeypatch):
     with pytest.warns(UserWarning):
         assert len(discover_bundles()) == 2
     assert discover_bundles(tmp_path / "absent") == []
+
+
+def test_place_prediction_carries_classifier_belief_and_labels_name_models():
+    """A geocell head reports its most probable cells; a linear head gives only a point."""
+    import numpy as np
+
+    from geoai.labels import model_label
+    from geoai.models.heads import build_head, top_cells
+
+    rng = np.random.default_rng(0)
+    latlon = np.column_stack([rng.uniform(42, 46, 200), rng.uniform(13, 19, 200)])
+    emb = rng.normal(size=(3, 8)).astype(np.float32)
+    geocell = build_head("geocell", 8, train_latlon=latlon, cell_min_samples=5, cell_max_samples=40)
+    cells = top_cells(geocell, emb, k=3)
+    assert len(cells) == 3 and len(cells[0]) == 3
+    probs = [p for _, _, p in cells[0]]
+    assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-9
+    assert top_cells(build_head("linear-mse", 8, train_latlon=latlon), emb) is None
+    assert model_label("mobilenetv2-1.0-deepsort", "cnn") == "MobileNetV2 · CNN"
+    assert model_label("beit", "transformer") == "BEiT-base · transformer"

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from geoai.labels import model_label
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHECKPOINTS_DIR = Path(os.environ.get("GEOAI_CHECKPOINTS") or REPO_ROOT / "checkpoints")
 
@@ -47,6 +49,11 @@ class BackboneSpec:
     description: str
 
     @property
+    def label(self) -> str:
+        """What players read, e.g. "BEiT-base · transformer" or "MobileNetV2 · CNN"."""
+        return model_label(self.name, self.family)
+
+    @property
     def is_local(self) -> bool:
         """True when `source` is a directory on this machine rather than a hub id."""
         return _looks_like_path(self.source)
@@ -70,6 +77,7 @@ def _known_backbones() -> dict[str, BackboneSpec]:
 
 
 KNOWN_BACKBONES: dict[str, BackboneSpec] = _known_backbones()
+
 _CNN_MODEL_TYPES = {"resnet", "mobilenet_v1", "mobilenet_v2", "convnext", "convnextv2",
                     "efficientnet", "regnet", "bit", "van", "mobilevit", "mobilevitv2"}
 

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +41,26 @@ from geoai.models.backbones import (
     BackboneSpec,
     load_backbone,
 )
-from geoai.models.heads import HeadError, head_from_config, predict_latlon
+from geoai.models.heads import HeadError, cell_probabilities, head_from_config, predict_latlon
 
 BUNDLE_FORMAT = "geoai-bundle/1"
 FUSIONS = ("mean", "none")
 CONFIG_FILE, WEIGHTS_FILE, README_FILE, BACKBONE_DIR = "config.json", "head.safetensors", "README.md", "backbone"
+
+
+TOP_CELLS = 20  # cells kept of a classifier's belief: enough for a heatmap, small to store
+
+
+@dataclass(frozen=True)
+class PlacePrediction:
+    """A model's guess for one place and, for classifier heads, what it believed."""
+    lat: float
+    lon: float
+    top_cells: tuple[tuple[float, float, float], ...] | None = None  # (lat, lon, probability)
+
+    @property
+    def latlon(self) -> tuple[float, float]:
+        return (self.lat, self.lon)
 
 
 class BundleError(ValueError):
@@ -293,10 +309,27 @@ class Bundle:
         """
         if not images:
             raise BundleError("predict_images needs at least one image of the place")
-        embeddings = self.backbone.embed(list(images))
+        return self.predict_place_embeddings(self.backbone.embed(list(images))).latlon
+
+    def predict_place_embeddings(self, embeddings: np.ndarray, k: int = TOP_CELLS) -> PlacePrediction:
+        """The guess for ONE place from its views' (V, D) embeddings, with the head's belief.
+
+        top_cells: the k most probable cells as (lat, lon, probability) for classifier heads
+        (probabilities averaged over the views when views are not fused), None otherwise.
+        """
         if self.fusion == "mean":
-            return self.predict_embeddings(embeddings.mean(axis=0, keepdims=True))[0]
-        return spherical_mean(self.predict_embeddings(embeddings))
+            embeddings = embeddings.mean(axis=0, keepdims=True)
+            latlon = self.predict_embeddings(embeddings)[0]
+        else:
+            latlon = spherical_mean(self.predict_embeddings(embeddings))
+        belief = cell_probabilities(self.head, embeddings)
+        cells = None
+        if belief is not None:
+            centroids, probs = belief
+            mean = probs.mean(axis=0)
+            order = np.argsort(-mean)[:k]
+            cells = tuple((float(centroids[i, 0]), float(centroids[i, 1]), float(mean[i])) for i in order)
+        return PlacePrediction(float(latlon[0]), float(latlon[1]), cells)
 
     def __repr__(self) -> str:
         return f"Bundle({self.name!r}, backbone={self.backbone_name!r}, head={self.config['head'].get('type')!r})"

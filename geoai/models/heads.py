@@ -385,3 +385,29 @@ def predict_latlon(head: nn.Module, embeddings: Any, batch_size: int = 4096) -> 
         pred = head.predict(embeddings[start:start + batch_size])
         parts.append(pred.detach().cpu().numpy() if isinstance(pred, torch.Tensor) else np.asarray(pred))
     return np.concatenate(parts).astype(np.float64)
+
+
+def cell_probabilities(head: nn.Module, embeddings: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """What a classifier head believes: (K, 2) cell centroids and (B, K) probabilities.
+
+    Grid and geocell heads classify into cells, so their softmax is a belief over the map;
+    regression heads and baselines give a single point and return None.
+    """
+    cells = getattr(head, "cells", None)
+    if cells is None or not isinstance(head, (GridHead, GeocellHead)):
+        return None
+    x = head.as_embeddings(embeddings)
+    with torch.inference_mode():
+        probs = torch.softmax(head(x)["logits"].float(), dim=1)
+    return np.asarray(cells.centroids, dtype=np.float64), probs.cpu().numpy().astype(np.float64)
+
+
+def top_cells(head: nn.Module, embeddings: Any, k: int = 20) -> list[list[tuple[float, float, float]]] | None:
+    """Per embedding, the k most probable cells as (lat, lon, probability), most probable first."""
+    belief = cell_probabilities(head, embeddings)
+    if belief is None:
+        return None
+    centroids, probs = belief
+    order = np.argsort(-probs, axis=1)[:, :k]
+    return [[(float(centroids[i, 0]), float(centroids[i, 1]), float(row[i])) for i in idx]
+            for row, idx in zip(probs, order)]
