@@ -20,7 +20,6 @@ import json
 import math
 import os
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from torch import nn
 
 import geoai
 from geoai.geodesy import spherical_mean
+from geoai.prediction import TOP_CELLS, PlacePrediction
 from geoai.models.backbones import (
     KNOWN_BACKBONES,
     REPO_ROOT,
@@ -46,21 +46,6 @@ from geoai.models.heads import HeadError, cell_probabilities, head_from_config, 
 BUNDLE_FORMAT = "geoai-bundle/1"
 FUSIONS = ("mean", "none")
 CONFIG_FILE, WEIGHTS_FILE, README_FILE, BACKBONE_DIR = "config.json", "head.safetensors", "README.md", "backbone"
-
-
-TOP_CELLS = 20  # cells kept of a classifier's belief: enough for a heatmap, small to store
-
-
-@dataclass(frozen=True)
-class PlacePrediction:
-    """A model's guess for one place and, for classifier heads, what it believed."""
-    lat: float
-    lon: float
-    top_cells: tuple[tuple[float, float, float], ...] | None = None  # (lat, lon, probability)
-
-    @property
-    def latlon(self) -> tuple[float, float]:
-        return (self.lat, self.lon)
 
 
 class BundleError(ValueError):
