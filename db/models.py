@@ -1,16 +1,22 @@
 """SQLAlchemy 2.0 tables: a player plays games; a game has rounds; each round has one
-guess per participant (the person and every model opponent)."""
+guess per participant (the person and every model opponent); a game may belong to a
+challenge (the same rounds for everyone who opens its code).
+
+The tables are created and changed only by the migrations in db/migrations (Alembic);
+tests check that these classes and the newest migration describe the same schema."""
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, String,
-                        UniqueConstraint)
+from sqlalchemy import (BigInteger, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer,
+                        String, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from db.names import MAX_NAME_LENGTH
 
 PERSON = "person"  # Guess.who of the human player; models are stored under their names.
+NAME_KEY_LENGTH = 4 * MAX_NAME_LENGTH  # 128  # case folding can lengthen a name ("ß" -> "ss")
+CHALLENGE_CODE_LENGTH = 8
 
 
 class Base(DeclarativeBase):
@@ -19,10 +25,14 @@ class Base(DeclarativeBase):
 
 class Player(Base):
     __tablename__ = "player"
+    __table_args__ = (Index("ix_player_name_key", "name_key", unique=True),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Validated by db.names before it gets here; unique so a returning name adds up.
     name: Mapped[str] = mapped_column(String(MAX_NAME_LENGTH), unique=True)
+    # db.names.player_key(name): "Ana" and "ANA" are one player, shown as first spelled.
+    # Nullable only because it was added to existing tables; every save sets it.
+    name_key: Mapped[str | None] = mapped_column(String(NAME_KEY_LENGTH), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     games: Mapped[list[Game]] = relationship(back_populates="player")
@@ -30,7 +40,8 @@ class Player(Base):
 
 class Game(Base):
     __tablename__ = "game"
-    __table_args__ = (Index("ix_game_map_points", "map_name", "person_points"),)
+    __table_args__ = (Index("ix_game_map_points", "map_name", "person_points"),
+                      Index("ix_game_challenge_player", "challenge_id", "player_id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     player_id: Mapped[int] = mapped_column(ForeignKey("player.id", ondelete="CASCADE"))
@@ -43,6 +54,8 @@ class Game(Base):
     person_won: Mapped[bool] = mapped_column()
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Set when the game was played from a challenge's code; a name's first one counts.
+    challenge_id: Mapped[int | None] = mapped_column(ForeignKey("challenge.id"), nullable=True)
 
     player: Mapped[Player] = relationship(back_populates="games")
     rounds: Mapped[list[Round]] = relationship(
@@ -77,9 +90,28 @@ class Guess(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     round_id: Mapped[int] = mapped_column(ForeignKey("round.id", ondelete="CASCADE"))
     who: Mapped[str] = mapped_column(String(200))  # PERSON or the model bundle's name
+    # What people read for a model ("MobileNetV2 · CNN", geoai.labels); None for the person.
+    label: Mapped[str | None] = mapped_column(String(200), nullable=True)
     lat: Mapped[float] = mapped_column(Float)
     lon: Mapped[float] = mapped_column(Float)
     distance_km: Mapped[float] = mapped_column(Float)
     points: Mapped[int] = mapped_column(Integer)
 
     round: Mapped[Round] = relationship(back_populates="guesses")
+
+
+class Challenge(Base):
+    """A teacher's fixed game: everyone who opens the code plays the same places in order."""
+    __tablename__ = "challenge"
+    __table_args__ = (
+        CheckConstraint("rounds >= 1", name="challenge_rounds_positive"),
+        CheckConstraint("timer_seconds IS NULL OR timer_seconds > 0", name="challenge_timer_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(CHALLENGE_CODE_LENGTH), unique=True)
+    map_name: Mapped[str] = mapped_column(String(200))
+    rounds: Mapped[int] = mapped_column(Integer)
+    timer_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    seed: Mapped[int] = mapped_column(BigInteger)  # random.Random(seed) picks the places
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -16,6 +16,7 @@ class GuessRecord:
     lon: float
     distance_km: float
     points: int
+    label: str | None = None  # a model's name for people ("MobileNetV2 · CNN"); None: `who`
 
 
 @dataclass(frozen=True)
@@ -38,3 +39,4 @@ class GameRecord:
     person_won: bool
     started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     finished_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    challenge_code: str | None = None  # the challenge this game was played from, if any

@@ -61,7 +61,7 @@ def test_tables_created_on_first_start_with_wal(store, tmp_path):
 
 def test_save_game_stores_every_round_and_guess(store):
     game_id = store.save_game(record())
-    with store._session() as session:
+    with store._sessions() as session:
         game = session.get(Game, game_id)
         assert game.player.name == "Ana" and game.person_points == 10000 - 30 and game.rounds_played == 2
         assert [r.number for r in game.rounds] == [1, 2]
@@ -71,18 +71,18 @@ def test_save_game_stores_every_round_and_guess(store):
 def test_returning_player_is_one_player(store):
     store.save_game(record("Ana"))
     store.save_game(record(" Ana "))
-    with store._session() as session:
+    with store._sessions() as session:
         assert session.scalar(select(func.count(Player.id))) == 1
 
 
 def test_a_failing_game_leaves_nothing_behind(store):
     bad = record()
-    broken_round = RoundRecord(3, "loc3", "img3.jpg", 45.0, 16.0,
-                               (GuessRecord(PERSON, 45.0, 16.0, -1.0, 10),))  # negative distance
+    broken_round = RoundRecord(2, "loc3", "img3.jpg", 45.0, 16.0,
+                               (GuessRecord(PERSON, 45.0, 16.0, 1.0, 10),))  # round 2 twice
     bad = GameRecord(**{**bad.__dict__, "rounds": bad.rounds + (broken_round,)})
-    with pytest.raises(StoreError, match="distance_non_negative"):
+    with pytest.raises(StoreError, match="refused the game"):
         store.save_game(bad)
-    with store._session() as session:
+    with store._sessions() as session:
         for table in (Player, Game, Round, Guess):
             assert session.scalar(select(func.count()).select_from(table)) == 0
 
@@ -92,7 +92,7 @@ def test_a_returning_players_bad_game_is_refused_at_once(store):
     good = record("Ana")
     broken_round = RoundRecord(3, "loc3", "img3.jpg", 45.0, 16.0,
                                (GuessRecord(PERSON, 45.0, 16.0, 1.0, 6000),))  # points out of range
-    with pytest.raises(StoreError, match="refused the game.*points_in_range"):
+    with pytest.raises(StoreError, match="points in round 3 is 6000"):
         store.save_game(GameRecord(**{**good.__dict__, "rounds": good.rounds + (broken_round,)}))
     assert store.game_count() == 1
 
@@ -168,7 +168,7 @@ def test_parallel_saves_lose_no_game(tmp_path):
     assert len(set(ids)) == threads_n * games_each
     check = GameStore(url)
     assert check.game_count("croatia") == threads_n * games_each
-    with check._session() as session:
+    with check._sessions() as session:
         assert session.scalar(select(func.count(Round.id))) == threads_n * games_each * 2
         assert session.scalar(select(func.count(Player.id)).where(Player.name == "Shared")) == 1
         assert session.execute(text("PRAGMA integrity_check")).scalar() == "ok"
