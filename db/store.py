@@ -170,9 +170,9 @@ class GameStore:
             if player is None:
                 player = Player(name=name, name_key=player_key(name), created_at=record.started_at)
                 session.add(player)
+            challenge = self._challenge_for(session, record) if record.challenge_code is not None else None
             game = _game_row(record, player)
-            if record.challenge_code is not None:
-                game.challenge_id = self._challenge_for(session, record).id
+            game.challenge_id = challenge.id if challenge is not None else None
             session.add(game)
             session.flush()
             return game.id
