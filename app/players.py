@@ -9,6 +9,7 @@ Guess button answers at once.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -18,6 +19,8 @@ from typing import Any
 
 from app.game import Place
 from geoai.labels import model_label
+
+log = logging.getLogger(__name__)
 
 FAMILY_ORDER = ("transformer", "cnn")
 FAMILY_LABELS = {"transformer": "Transformer", "cnn": "CNN"}
@@ -123,8 +126,9 @@ class ModelPlayers:
                 shared = self._backbones.get(key) if not config["backbone"].get("bundled") else None
                 bundle = Bundle.load(info.path, device=self.device, backbone=shared)
                 backbone = bundle.backbone  # load now: the first guess should not pay for it
-            except (BundleError, OSError, ValueError, KeyError) as exc:
-                raise OpponentError(f"model {info.name} cannot play: {exc}") from exc
+            except Exception as exc:  # any broken bundle (bad config, pickled weights, huge sizes) skips this opponent
+                reason = str(exc) if isinstance(exc, (BundleError, OSError, ValueError, KeyError)) else f"{type(exc).__name__}: {exc}"
+                raise OpponentError(f"model {info.name} cannot play: {(reason.splitlines() or [''])[0]}") from exc
             if key not in self._backbones:
                 backbone.speed_up("latency")  # the game's case: one place at a time
                 self._backbones[key] = backbone
@@ -167,7 +171,10 @@ class ModelPlayers:
         except ImageError as exc:
             raise OpponentError(f"the photo of this round cannot be read: {exc}") from exc
         with self._model_lock:
-            lat, lon = (float(v) for v in bundle.predict_images(images))
+            try:
+                lat, lon = (float(v) for v in bundle.predict_images(images))
+            except Exception as exc:  # a model that fails here must not end the game
+                raise OpponentError(f"model {info.name} cannot guess this place: {type(exc).__name__}: {exc}") from exc
         with self._lock:
             if len(self._predictions) >= MAX_CACHED_PREDICTIONS:
                 self._predictions.clear()
@@ -181,5 +188,6 @@ class ModelPlayers:
             try:
                 self.bundle(info)
             except OpponentError as exc:
+                log.warning("skipping opponent: %s", exc)
                 problems[info.name] = str(exc)
         return problems
