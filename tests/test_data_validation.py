@@ -56,7 +56,7 @@ def test_raise_lists_every_bad_row(tmp_path):
     message = str(info.value)
     for row in EXPECTED:
         assert f"row {row} " in message
-    for words in ("'abc' is not a number", "latitude is NaN", "longitude 200 is outside",
+    for words in ("'abc' is not a number", "latitude 'nan' is not a number", "longitude 200 is outside",
                   "same file as row 3", "truncated", "leaves the dataset folder", "location_id is empty"):
         assert words in message
 

@@ -18,6 +18,10 @@ from geoai.bench.runner import BenchOptions, run_benchmark
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["maps"]:  # `python -m geoai.bench maps`: map loading, see geoai.bench.maps
+        from geoai.bench.maps import main as maps_main
+        return maps_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="python -m geoai.bench",
         description="Speed of BEiT-base and ResNet-50 (fast path vs fp32), embedding pipeline and game rounds.")

@@ -8,7 +8,10 @@ together or, with on_error="skip", reported in `GeoDataset.problems` with the ro
 from __future__ import annotations
 
 import csv
-import math
+import io
+import os
+import re
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Literal
@@ -25,6 +28,7 @@ METADATA_FILE = "metadata.csv"
 REQUIRED_COLUMNS = ("file_name", "lat", "lon")
 OPTIONAL_COLUMNS = ("location_id", "heading", "country")
 STUDY_COLUMNS = ("path", "square_id", "lat", "lon")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 # Columns we compute; a CSV column of the same name is kept under this prefix.
 RESERVED_PREFIX = "original_"
 
@@ -72,29 +76,59 @@ def load_image_folder(root: str | Path, *, on_error: OnError = "raise",
 def read_metadata(csv_path: Path) -> pd.DataFrame:
     """Read metadata.csv as strings (ids like "0012" stay strings, empty cells stay '').
 
-    Raises DatasetError on an unreadable/empty file, missing required columns or no rows.
+    A row with more or fewer values than the header is kept, padded or cut to the header,
+    and its problem is in `table.attrs["row_problems"]` (row index -> message), so it is
+    reported as what it is rather than as a wrong file name or coordinate. Raises
+    DatasetError on an unreadable, non-UTF-8 or unparsable file, a header naming a column
+    twice, missing required columns or no rows.
     """
-    try:
-        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except pd.errors.EmptyDataError:
+    header, records = _read_csv_records(csv_path)
+    if header is None:
         raise DatasetError([Problem("empty_metadata", "the file is empty: it has no header "
-                                    "and no rows")], source=csv_path) from None
-    except (pd.errors.ParserError, UnicodeDecodeError, csv.Error) as exc:
-        raise DatasetError([Problem("bad_csv", f"cannot be parsed as CSV ({exc}); check for "
-                                    "unquoted commas and the UTF-8 encoding")],
-                           source=csv_path) from None
-    table.columns = [str(c).strip() for c in table.columns]
-    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
+                                    "and no rows")], source=csv_path)
+    columns = [c.strip() or f"Unnamed: {i}" for i, c in enumerate(header)]
+    twice = sorted({c for c in columns if columns.count(c) > 1})
+    if twice:
+        raise DatasetError([Problem("bad_csv", f"the header names column(s) {', '.join(twice)} "
+                                    "more than once")], source=csv_path)
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise DatasetError([Problem(
             "missing_column",
             f"required column(s) {', '.join(missing)} missing; found columns: "
-            f"{', '.join(table.columns) or '(none)'}; expected at least "
+            f"{', '.join(columns) or '(none)'}; expected at least "
             f"{', '.join(REQUIRED_COLUMNS)}")], source=csv_path)
-    if table.empty:
+    if not records:
         raise DatasetError([Problem("empty_metadata", "has a header but no data rows")],
                            source=csv_path)
-    return table.reset_index(drop=True)
+    width = len(columns)
+    row_problems = {
+        i: f"has {len(r)} values but the header names {width} columns; a comma or quote is "
+           "missing or extra" for i, r in enumerate(records) if len(r) != width}
+    table = pd.DataFrame([(r + [""] * width)[:width] for r in records], columns=columns, dtype=str)
+    table.attrs["row_problems"] = row_problems
+    return table
+
+
+def _read_csv_records(csv_path: Path) -> tuple[list[str] | None, list[list[str]]]:
+    """(header, data records) of a UTF-8 CSV, blank lines skipped; DatasetError if unreadable."""
+    def bad(message: str) -> DatasetError:
+        return DatasetError([Problem("bad_csv", message)], source=csv_path)
+
+    try:
+        text = csv_path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise bad(f"is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+                  "save it as UTF-8") from None
+    except OSError as exc:
+        raise bad(f"cannot be read ({exc.strerror or exc})") from None
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        records = [r for r in reader if r]
+    except csv.Error as exc:
+        raise bad(f"cannot be parsed as CSV at line {reader.line_num} ({exc}); check for "
+                  "unquoted commas or quotes") from None
+    return (records[0], records[1:]) if records else (None, [])
 
 
 def _metadata_path(root: Path) -> Path:
@@ -133,17 +167,33 @@ def has_study_columns(header: Sequence[str]) -> bool:
     return all(c in names for c in STUDY_COLUMNS)
 
 
+# A plain decimal number in ASCII: sign, digits, point, exponent. No inf/nan, hex, '1_000',
+# thousands or decimal commas, or non-ASCII digits, which float() would accept or misread.
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_CELL_PADDING = " \t"  # what may surround a value in a cell
+
+
+def parse_number(raw: str) -> float | None:
+    """The value of a plain ASCII decimal number ("45.8", "-0.5", "1e-3"), else None."""
+    text = raw.strip(_CELL_PADDING)
+    return float(text) if _DECIMAL.fullmatch(text) else None
+
+
 def parse_coordinate(raw: str, name: str, limit: float) -> tuple[float | None, str | None]:
-    """(value, None) for a valid coordinate, else (None, reason). `name` is "latitude"/"longitude"."""
-    text = raw.strip()
+    """(value, None) for a valid coordinate, else (None, reason). `name` is "latitude"/"longitude".
+
+    Only plain ASCII decimals are numbers (see parse_number): "45,3" gets a hint about the
+    decimal point, anything else says it is not a number.
+    """
+    text = raw.strip(_CELL_PADDING)
     if text == "":
         return None, f"{name} is empty"
-    try:
-        value = float(text)
-    except ValueError:
-        return None, f"{name} {raw!r} is not a number"
-    if math.isnan(value):
-        return None, f"{name} is NaN"
+    value = parse_number(text)
+    if value is None:
+        hint = ("; use a point as the decimal separator" if re.fullmatch(r"[+-]?[0-9]+,[0-9]+", text)
+                else "; write it as a plain decimal number like 45.81" if text.isascii() else
+                "; it has non-ASCII characters, write it with ASCII digits like 45.81")
+        return None, f"{name} {raw!r} is not a number{hint}"
     if not -limit <= value <= limit:
         return None, f"{name} {raw} is outside [-{limit:g}, {limit:g}]"
     return value, None
@@ -151,7 +201,7 @@ def parse_coordinate(raw: str, name: str, limit: float) -> tuple[float | None, s
 
 def safe_relative_path(file_name: str) -> PurePosixPath | None:
     """The normalised relative path, or None if it is absolute or climbs out with '..'."""
-    if PureWindowsPath(file_name).drive or file_name.startswith(("/", "\\")):
+    if PureWindowsPath(file_name).drive or file_name.startswith(("/", "\\")) or "\0" in file_name:
         return None
     parts = [p for p in file_name.replace("\\", "/").split("/") if p not in ("", ".")]
     if not parts or ".." in parts:
@@ -160,23 +210,37 @@ def safe_relative_path(file_name: str) -> PurePosixPath | None:
 
 
 def _validate_rows(table: pd.DataFrame, root: Path) -> dict[int, list[Problem]]:
-    """Per-row problems (keyed by table index) except image content, which is checked later."""
+    """Per-row problems (keyed by table index) except image content, which is checked later.
+
+    Rows whose file name is found only under another Unicode normalisation of the same
+    text (NFC vs NFD, as macOS writes names) get `table["file_name"]` set to the name on disk.
+    """
     problems: dict[int, list[Problem]] = {}
     first_row_of: dict[PurePosixPath, int] = {}
-    has_group = "location_id" in table.columns
+    row_problems: dict[int, str] = table.attrs.get("row_problems", {})
+    names = _NameIndex(root)
+    groups = table["location_id"].tolist() if "location_id" in table.columns else None
 
     def add(index: int, kind: str, message: str, file_name: str | None) -> None:
         problems.setdefault(index, []).append(Problem(kind, message, row=index + 1,
                                                       file_name=file_name))
 
-    for index in table.index:
-        file_name = table.at[index, "file_name"]
+    for index, file_name, raw_lat, raw_lon in zip(table.index, table["file_name"].tolist(),
+                                                 table["lat"].tolist(), table["lon"].tolist(),
+                                                 strict=True):
         shown = file_name or None
-        for column, name, limit in (("lat", "latitude", 90.0), ("lon", "longitude", 180.0)):
-            _, reason = parse_coordinate(table.at[index, column], name, limit)
+        if index in row_problems:  # its values sit under the wrong columns: say only that
+            add(index, "bad_row", row_problems[index], shown)
+            continue
+        shifted = _shifted_columns(file_name, raw_lat, raw_lon)
+        if shifted:
+            add(index, "bad_row", shifted, shown)
+            continue
+        for raw, name, limit in ((raw_lat, "latitude", 90.0), (raw_lon, "longitude", 180.0)):
+            _, reason = parse_coordinate(raw, name, limit)
             if reason:
                 add(index, "bad_coordinate", reason, shown)
-        if has_group and table.at[index, "location_id"].strip() == "":
+        if groups is not None and groups[index].strip() == "":
             add(index, "empty_group_key", "location_id is empty; give every image the id "
                 "of its place (or drop the column to make each image its own group)", shown)
         if file_name.strip() == "":
@@ -187,13 +251,17 @@ def _validate_rows(table: pd.DataFrame, root: Path) -> dict[int, list[Problem]]:
             add(index, "unsafe_path", "path is absolute or leaves the dataset folder; "
                 "file_name must be relative to the folder holding metadata.csv", shown)
             continue
+        on_disk = names.find(relative)
+        if on_disk is not None and on_disk != relative:
+            relative = on_disk
+            table.at[index, "file_name"] = str(on_disk)
         if relative in first_row_of:
             add(index, "duplicate_path", f"same file as row {first_row_of[relative] + 1}; "
                 "each image must appear once", shown)
             continue
         first_row_of[relative] = index
         full = root / relative
-        if not full.exists():
+        if on_disk is None:
             add(index, "missing_file", f"file not found at {full}", shown)
         elif not full.resolve().is_relative_to(root):
             add(index, "unsafe_path", "links to a file outside the dataset folder", shown)
@@ -202,10 +270,58 @@ def _validate_rows(table: pd.DataFrame, root: Path) -> dict[int, list[Problem]]:
     return problems
 
 
+def _shifted_columns(file_name: str, raw_lat: str, raw_lon: str) -> str | None:
+    """A message when a row's values look moved by one column (a number where the file name
+    belongs, a file name where a coordinate belongs), else None."""
+    name_is_number = parse_number(file_name) is not None
+    pathlike = [c for c, v in (("lat", raw_lat), ("lon", raw_lon))
+                if PurePosixPath(v.strip().replace("\\", "/")).suffix.lower() in IMAGE_SUFFIXES]
+    if not (name_is_number or pathlike):
+        return None
+    found = ([f"file_name is the number {file_name!r}"] if name_is_number else []) + \
+        [f"{c} is {v!r}" for c, v in (("lat", raw_lat), ("lon", raw_lon)) if c in pathlike]
+    return ("values look shifted into the wrong columns (" + ", ".join(found) + "); the columns "
+            "are file_name, lat, lon: check for a missing or extra value before them")
+
+
+class _NameIndex:
+    """Finds a relative path on disk, matching each part under Unicode NFC when the exact
+    name is absent, so "café.jpg" typed in NFC finds the file macOS saved in NFD."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._folders: dict[Path, dict[str, str]] = {}
+
+    def find(self, relative: PurePosixPath) -> PurePosixPath | None:
+        try:
+            if os.path.lexists(self.root / relative):
+                return relative
+        except (OSError, ValueError):  # a name too long for the file system
+            return None
+        folder, parts = self.root, []
+        for part in relative.parts:
+            actual = self._listing(folder).get(unicodedata.normalize("NFC", part))
+            if actual is None:
+                return None
+            parts.append(actual)
+            folder = folder / actual
+        return PurePosixPath(*parts)
+
+    def _listing(self, folder: Path) -> dict[str, str]:
+        """NFC name -> name on disk, per folder, read once (only when an exact match failed)."""
+        if folder not in self._folders:
+            try:
+                names = [p.name for p in folder.iterdir()]
+            except OSError:
+                names = []
+            self._folders[folder] = {unicodedata.normalize("NFC", n): n for n in names}
+        return self._folders[folder]
+
+
 def _check_image_files(table: pd.DataFrame, root: Path, problems: dict[int, list[Problem]],
                        level: CheckLevel, max_pixels: int, progress: bool) -> None:
     # Only rows whose file was found and is safe; coordinate problems don't stop the check.
-    file_kinds = {"missing_file", "unsafe_path", "duplicate_path"}
+    file_kinds = {"missing_file", "unsafe_path", "duplicate_path", "bad_row"}
     todo = [i for i in table.index
             if not any(p.kind in file_kinds for p in problems.get(i, []))]
     for index in tqdm(todo, desc=f"checking images ({level})", unit="img",
@@ -226,8 +342,9 @@ def _build_frame(table: pd.DataFrame, root: Path, fractions: Sequence[float],
     out = pd.DataFrame(index=table.index)
     out["file_name"] = table["file_name"].astype(str)
     out["path"] = [str(root / safe_relative_path(f)) for f in out["file_name"]]  # type: ignore[operator]
-    out["lat"] = table["lat"].str.strip().astype("float64")
-    out["lon"] = table["lon"].str.strip().astype("float64")
+    out["lat"] = [parse_number(v) for v in table["lat"]]
+    out["lon"] = [parse_number(v) for v in table["lon"]]
+    out = out.astype({"lat": "float64", "lon": "float64"})
     if "location_id" in table.columns:
         out["location_id"] = table["location_id"].astype(str)
     else:

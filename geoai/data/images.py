@@ -10,11 +10,17 @@ import warnings
 from pathlib import Path
 from typing import BinaryIO, Literal
 
+import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from geoai.data.errors import ImageError
 
 DEFAULT_MAX_PIXELS = 50_000_000
+BACKGROUND = (128, 128, 128)  # what transparent pixels become: mid-grey, neither black nor white
+ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
+HIGH_DEPTH_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
+CONVERTIBLE_MODES = {"1", "L", "P", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"}
+KNOWN_MODES = {"RGB"} | ALPHA_MODES | HIGH_DEPTH_MODES | CONVERTIBLE_MODES
 
 CheckLevel = Literal["none", "header", "full"]
 
@@ -24,16 +30,65 @@ def open_image(path: str | Path | BinaryIO, *, max_pixels: int = DEFAULT_MAX_PIX
     """Open an image fully decoded as RGB, upright per its EXIF orientation.
 
     `path` may also be an open binary file (e.g. a zip member); `label` then names it
-    in error messages. Raises ImageError (kind "missing_file", "not_an_image",
-    "unreadable_image", "truncated_image" or "image_too_large") with a clear message.
+    in error messages. Every mode becomes RGB as `to_rgb` says, or is refused. Raises
+    ImageError (kind "missing_file", "not_an_image", "unreadable_image", "truncated_image",
+    "image_too_large" or "unsupported_mode") with a clear message.
     """
     image = _open_checked(path, max_pixels=max_pixels, decode=True, label=label)
+    name = label or (str(path) if isinstance(path, (str, Path)) else "<image>")
     try:
         image = ImageOps.exif_transpose(image)  # phone photos store rotation in EXIF
-        return image if image.mode == "RGB" else image.convert("RGB")
+        return to_rgb(image, label=name)
     except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageError(f"cannot be decoded ({exc})", kind="unreadable_image",
-                         path=label or path) from exc
+        if isinstance(exc, ImageError):
+            raise
+        raise ImageError(f"cannot be decoded ({exc})", kind="unreadable_image", path=name) from exc
+
+
+def to_rgb(image: Image.Image, *, label: str = "<image>") -> Image.Image:
+    """The picture as 8-bit RGB, faithful to what a viewer shows, or ImageError.
+
+    - transparency (RGBA, LA, PA, premultiplied modes, a palette or colour key with a
+      transparent entry) is composited onto BACKGROUND, mid-grey, so transparent areas
+      become neither black nor white;
+    - 16- and 32-bit integer greyscale (I;16*, I) is read as 16-bit, 0-65535 -> 0-255,
+      and refused with values outside that range; 32-bit float greyscale (F) must hold
+      0-1 (-> 0-255), else it is refused: no guessing a range that would clip to white;
+    - every other mode Pillow converts (1, L, P, CMYK, YCbCr, LAB, HSV, RGBX) is converted
+      by Pillow; anything else is refused ("unsupported_mode").
+    """
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in HIGH_DEPTH_MODES:
+        return _high_depth_to_grey(image, label).convert("RGB")
+    if mode in ALPHA_MODES or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, BACKGROUND + (255,))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if mode not in CONVERTIBLE_MODES:
+        raise _unsupported_mode(mode, label)
+    return image.convert("RGB")
+
+
+def _unsupported_mode(mode: str, label: str) -> ImageError:
+    return ImageError(f"has pixel mode {mode!r}, which geoai cannot convert to RGB; save it as "
+                      "an ordinary 8-bit RGB or greyscale JPEG/PNG", kind="unsupported_mode",
+                      path=label)
+
+
+def _high_depth_to_grey(image: Image.Image, label: str) -> Image.Image:
+    pixels = np.asarray(image)
+    if image.mode == "F":
+        if not np.isfinite(pixels).all() or pixels.min() < 0.0 or pixels.max() > 1.0:
+            raise ImageError("has floating-point pixels outside 0-1 (or NaN/inf); geoai cannot "
+                             "tell how bright they are; save it as an 8-bit RGB image",
+                             kind="unsupported_mode", path=label)
+        return Image.fromarray(np.rint(pixels * 255.0).astype(np.uint8), "L")
+    if pixels.size and (pixels.min() < 0 or pixels.max() > 65535):
+        raise ImageError(f"has {image.mode} pixels outside 0-65535; save it as an 8-bit RGB image",
+                         kind="unsupported_mode", path=label)
+    return Image.fromarray(np.rint(pixels.astype(np.float64) / 257.0).astype(np.uint8), "L")
 
 
 def check_image(path: str | Path | BinaryIO, *, level: CheckLevel = "header",
@@ -48,7 +103,14 @@ def check_image(path: str | Path | BinaryIO, *, level: CheckLevel = "header",
     if level not in ("header", "full"):
         raise ValueError(f"check level must be 'none', 'header' or 'full', not {level!r}")
     image = _open_checked(path, max_pixels=max_pixels, decode=level == "full", label=label)
-    image.close()
+    name = label or (str(path) if isinstance(path, (str, Path)) else "<image>")
+    try:
+        if level == "full":
+            to_rgb(image, label=name)  # a mode refused here would fail the game too
+        elif image.mode not in KNOWN_MODES:
+            raise _unsupported_mode(image.mode, name)
+    finally:
+        image.close()
 
 
 def _open_checked(source: str | Path | BinaryIO, *, max_pixels: int, decode: bool,

@@ -24,11 +24,10 @@ from tqdm import tqdm
 from geoai.countries import country_codes
 from geoai.data.dataset import GeoDataset
 from geoai.data.errors import DatasetError, ImageError, Problem
-from geoai.data.folder import (METADATA_FILE, STUDY_COLUMNS, has_study_columns,
+from geoai.data.folder import (IMAGE_SUFFIXES, METADATA_FILE, STUDY_COLUMNS, has_study_columns,
                                load_image_folder, parse_coordinate)
 from geoai.data.images import DEFAULT_MAX_PIXELS, check_image, open_image
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 GLUED_STEM = "glued"
 VIEWS_PER_GLUED = 3  # headings 0-120, 120-240, 240-360
 MAX_MEMBER_BYTES = 256 * 1024 * 1024  # no street-view image is this big; refuse zip bombs
