@@ -1,5 +1,7 @@
 # Two entry points (see README): `make play` and `make test`.
 PY := .venv/bin/python
+# `make play PORT=8502` serves the game on another port.
+PORT ?= 8501
 STAMP := .venv/.installed
 
 .PHONY: setup play test bench clean
@@ -11,7 +13,7 @@ $(STAMP): requirements.txt scripts/setup.sh
 setup: $(STAMP)
 
 play: setup
-	bash scripts/play.sh
+	bash scripts/play.sh --server.port $(PORT)
 
 test: setup
 	$(PY) -m pytest

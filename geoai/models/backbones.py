@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from geoai.labels import model_label
+from geoai.models.pooling import pool_outputs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHECKPOINTS_DIR = Path(os.environ.get("GEOAI_CHECKPOINTS") or REPO_ROOT / "checkpoints")
@@ -188,24 +189,6 @@ def _load_processor(source: str, local_only: bool):
     return AutoImageProcessor.from_pretrained(source, local_files_only=local_only)
 
 
-def _pool(outputs: Any) -> torch.Tensor:
-    """One vector per image from a transformers vision model's outputs.
-
-    pooler_output where the model has one (BEiT with use_mean_pooling: mean of patch tokens
-    + LayerNorm; ResNet/MobileNetV2: global average pool, (B, C, 1, 1) flattened; DINOv2:
-    LayerNormed CLS token), otherwise the mean of the last hidden state over tokens or pixels.
-    """
-    pooled = getattr(outputs, "pooler_output", None)
-    if pooled is not None:
-        return pooled.flatten(1)
-    hidden = outputs.last_hidden_state
-    if hidden.ndim == 3:  # (B, tokens, D)
-        return hidden.mean(dim=1)
-    if hidden.ndim == 4:  # (B, C, H, W)
-        return hidden.mean(dim=(2, 3))
-    raise BackboneError(f"cannot pool a last_hidden_state of shape {tuple(hidden.shape)}")
-
-
 # Config entries that record where or with what a checkpoint was loaded, not what it computes.
 _VOLATILE_KEYS = {"_name_or_path", "name_or_path", "transformers_version", "_commit_hash"}
 
@@ -276,7 +259,7 @@ class Backbone(torch.nn.Module):
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """(B, embed_dim) pooled embeddings of preprocessed images (differentiable)."""
-        return _pool(self.model(pixel_values=pixel_values))
+        return pool_outputs(self.model(pixel_values=pixel_values))
 
     def speed_up(self, workload: str = "latency") -> None:
         """Run `embed` through the fast inference path chosen for this device and workload.
@@ -289,7 +272,7 @@ class Backbone(torch.nn.Module):
         _ = self.cache_key  # hash the weights as they are now, before layout or dtype changes
         digest = self._cache_key_memo[1]
         settings = choose_settings(self.spec.family, self.device, workload=workload)
-        self._fast = optimize_for_inference(self.model, settings, pool=_pool)
+        self._fast = optimize_for_inference(self.model, settings, pool=pool_outputs)
         # Same weights in another memory layout or dtype: keep their identity, so bundles
         # trained on them still match, and do not hash them again.
         self._cache_key_memo = (self._weights_signature()[2], digest)

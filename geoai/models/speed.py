@@ -31,6 +31,8 @@ from typing import Any, Callable, Literal
 
 import torch
 
+from geoai.models.pooling import pool_outputs
+
 log = logging.getLogger(__name__)
 
 Family = Literal["transformer", "cnn"]
@@ -189,13 +191,6 @@ def fp32_settings() -> InferenceSettings:
     return InferenceSettings()
 
 
-def _default_pool(outputs: Any) -> torch.Tensor:
-    # Lazy import: backbones.py may import this module to wire the fast path in.
-    from geoai.models.backbones import _pool
-
-    return _pool(outputs)
-
-
 def _set_attention(model: torch.nn.Module, attn_implementation: str | None) -> None:
     if attn_implementation is None or not hasattr(model, "set_attn_implementation"):
         return
@@ -218,7 +213,7 @@ class FastEmbedder(torch.nn.Module):
         super().__init__()
         self.model = model
         self.settings = settings
-        self.pool = pool or _default_pool
+        self.pool = pool or pool_outputs
         self._compiled: Callable[[torch.Tensor], Any] | None = None
         if settings.compile:
             self._compiled = torch.compile(self._run, dynamic=False)
