@@ -29,7 +29,7 @@ from PIL import Image
 
 from geoai.explain.cache import bundle_digest
 from geoai.explain.geometry import InputGeometry, input_geometry
-from geoai.models.backbones import _pool
+from geoai.models.pooling import pool_outputs
 
 GRAD_CAM, ROLLOUT = "grad-cam", "attention-rollout"
 ROLLOUT_SATURATE = 0.98
@@ -87,7 +87,7 @@ def grad_cam(model: torch.nn.Module, pixel_values: torch.Tensor, score: Score) -
         features = outputs.last_hidden_state
         if features.ndim != 4:
             raise ExplainError(f"Grad-CAM needs a (B, C, H, W) feature map, got {tuple(features.shape)}")
-        target, what = score(_pool(outputs))
+        target, what = score(pool_outputs(outputs))
         (gradient,) = torch.autograd.grad(target, features)
     weights = gradient.mean(dim=(2, 3), keepdim=True)  # one weight per channel
     cam = torch.relu((weights * features.detach()).sum(dim=1))[0]
