@@ -6,10 +6,10 @@ The tables are created and changed only by the migrations in db/migrations (Alem
 tests check that these classes and the newest migration describe the same schema."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlalchemy import (BigInteger, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer,
-                        String, UniqueConstraint)
+                        String, TypeDecorator, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from db.names import MAX_NAME_LENGTH
@@ -17,6 +17,22 @@ from db.names import MAX_NAME_LENGTH
 PERSON = "person"  # Guess.who of the human player; models are stored under their names.
 NAME_KEY_LENGTH = 4 * MAX_NAME_LENGTH  # 128  # case folding can lengthen a name ("ß" -> "ss")
 CHALLENGE_CODE_LENGTH = 8
+
+
+class UTCDateTime(TypeDecorator):
+    """DateTime(timezone=True) that reads back as UTC on every backend (SQLite drops the zone)."""
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)  # naive times are UTC in this database
+        return value.astimezone(timezone.utc) if value is not None else None
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 class Base(DeclarativeBase):
@@ -33,7 +49,7 @@ class Player(Base):
     # db.names.player_key(name): "Ana" and "ANA" are one player, shown as first spelled.
     # Nullable only because it was added to existing tables; every save sets it.
     name_key: Mapped[str | None] = mapped_column(String(NAME_KEY_LENGTH), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     games: Mapped[list[Game]] = relationship(back_populates="player")
 
@@ -52,8 +68,8 @@ class Game(Base):
     # Display text: the winner's name, or "tie: a, b" (kept so history survives renames).
     winner: Mapped[str] = mapped_column(String(400))
     person_won: Mapped[bool] = mapped_column()
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # Set when the game was played from a challenge's code; a name's first one counts.
     challenge_id: Mapped[int | None] = mapped_column(ForeignKey("challenge.id"), nullable=True)
 
@@ -114,4 +130,4 @@ class Challenge(Base):
     rounds: Mapped[int] = mapped_column(Integer)
     timer_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
     seed: Mapped[int] = mapped_column(BigInteger)  # random.Random(seed) picks the places
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
