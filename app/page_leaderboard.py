@@ -4,7 +4,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import resources
+from app import formatting, resources
+from app.messages import without_paths
 from db.store import StoreError
 
 
@@ -14,7 +15,7 @@ def render() -> None:
         store = resources.store()
         maps = store.maps()
     except StoreError as exc:
-        st.error(f"The leaderboard database is not available: {exc}")
+        st.error(f"The leaderboard database is not available: {without_paths(exc)}")
         return
     if not maps:
         st.info("No games yet: play one on the Play page and it will appear here.")
@@ -22,8 +23,9 @@ def render() -> None:
     map_name = st.selectbox("Map", maps, key="leaderboard_map")
     best = store.best_games(map_name, limit=20)
     st.subheader(f"Best games on {map_name}")
-    st.table(pd.DataFrame([{"rank": g.rank, "player": g.player, "points": g.points, "rounds": g.rounds,
-                            "winner": g.winner, "finished (UTC)": g.finished_at} for g in best]),
+    board = pd.DataFrame([{"rank": g.rank, "player": g.player, "points": g.points, "rounds": g.rounds,
+                           "winner": g.winner, "finished (UTC)": g.finished_at} for g in best])
+    st.table(board.style.format({"points": formatting.points, "finished (UTC)": finished_text}),
              hide_index=True)
 
     st.subheader("People vs models")
@@ -32,10 +34,20 @@ def render() -> None:
     if not matchups:
         st.caption("No games against models yet.")
         return
-    st.table(pd.DataFrame([{
+    table = pd.DataFrame([{
         "model": m.model, "games": m.games,
         "people won": f"{m.person_won_games} ({m.person_game_win_rate:.0%})",
         "model won": m.model_won_games, "ties": m.tied_games,
         "rounds people were closer": f"{m.person_won_rounds}/{m.rounds} ({m.person_round_win_rate:.0%})",
-        "people mean km": round(m.person_mean_km, 1), "model mean km": round(m.model_mean_km, 1),
-    } for m in matchups]), hide_index=True)
+        "people mean km": m.person_mean_km, "model mean km": m.model_mean_km,
+    } for m in matchups])
+    st.table(table.style.format({"people mean km": formatting.km_number, "model mean km": formatting.km_number}),
+             hide_index=True)
+
+
+def finished_text(value) -> str:
+    """A finish time to the minute: "2026-12-02 07:41"."""
+    try:
+        return pd.Timestamp(value).strftime("%Y-%m-%d %H:%M")
+    except (TypeError, ValueError):
+        return str(value)

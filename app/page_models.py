@@ -4,7 +4,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import resources
+from app import formatting, resources
+from app.messages import without_paths
 from app.players import FAMILY_LABELS, choose_opponents
 
 METRIC_COLUMNS = ("n", "mean_km", "median_km", "within_1km", "within_25km", "within_200km", "within_750km",
@@ -25,9 +26,9 @@ def render() -> None:
     st.title("Models")
     infos, problems = resources.all_opponents()
     for problem in problems:
-        st.warning(problem)
+        st.warning(without_paths(problem))
     if not infos:
-        st.info(f"No model bundles in {resources.models_dir()}. Train and publish some:")
+        st.info("No model bundles were found. Train and publish some:")
         st.code("python -m train convert-offline\n"
                 "python -m train --data ../shared/data/croatia-streetview --out runs/croatia\n"
                 "python -m train publish runs/croatia", language="bash")
@@ -37,17 +38,33 @@ def render() -> None:
     for map_name in maps:
         for info in choose_opponents(infos, map_name):
             in_play.setdefault(info.name, []).append(map_name)
-    st.dataframe(pd.DataFrame([{
+    listing = pd.DataFrame([{
         "model": i.name, "backbone": i.backbone, "family": FAMILY_LABELS.get(i.family, i.family),
         "head": i.head, "fusion": i.fusion, "trained on": i.dataset,
         "plays on": ", ".join(in_play.get(i.name, [])) or "-",
-        "test mean km": None if i.test_score() == float("inf") else round(i.test_score(), 1),
-    } for i in infos]), hide_index=True, width="stretch")
+        "test mean km": None if i.test_score() == float("inf") else i.test_score(),
+    } for i in infos])
+    st.dataframe(listing.style.format({"test mean km": formatting.km_number}), hide_index=True, width="stretch")
     for info in infos:
         with st.expander(f"{info.label}: evaluation", expanded=len(infos) <= 2):
             frame = metrics_frame(info.metrics)
             if frame.empty:
                 st.caption("This bundle records no evaluation.")
             else:
-                st.dataframe(frame, hide_index=True, width="stretch")
-            st.caption(f"Bundle folder: {info.path}")
+                st.dataframe(metrics_styled(frame), hide_index=True, width="stretch")
+            st.caption(f"Bundle: {info.path.name}")
+
+
+def metrics_styled(frame: pd.DataFrame):
+    """km with one decimal at most, points with separators, shares as percentages."""
+    formats = {}
+    for column in frame.columns:
+        if column.endswith("_km"):
+            formats[column] = formatting.km_number
+        elif column == "mean_points":
+            formats[column] = formatting.points
+        elif column.startswith("within_") or column == "country_accuracy":
+            formats[column] = lambda v: formatting.percent(v, 1)
+        elif column == "n":
+            formats[column] = formatting.points
+    return frame.style.format(formats, na_rep="-")

@@ -7,9 +7,10 @@ import time
 import pandas as pd
 import streamlit as st
 
-from app import resources
+from app import formatting, insight, photos, recap, resources
 from app.game import DEFAULT_ROUNDS, MAX_ROUNDS, GameError
 from app.maps import MapError, data_dir
+from app.messages import without_paths
 from app.pickgrid import PickError
 from app.players import OpponentError
 from app.session import Phase, PlaySession
@@ -49,8 +50,9 @@ def render_setup(play: PlaySession) -> None:
     st.write("Click the map where you think each photo was taken, then compare with two AI models.")
     names = resources.map_names()
     if not names:
-        st.error(f"No maps found in {data_dir()}. A map is a dataset folder with metadata.csv beside its "
-                 "images. Point the game at the folder holding them and restart:")
+        log.warning("no maps found in %s", data_dir())
+        st.error("No maps found. A map is a dataset folder with metadata.csv beside its images. Point "
+                 "the game at the folder holding them and restart:")
         st.code("GEOAI_DATA_DIR=/path/to/datasets streamlit run app/main.py", language="bash")
         return
     with st.form("setup"):
@@ -71,7 +73,7 @@ def start_game(play: PlaySession, name: str, map_name: str, rounds: int) -> None
         play.start(name, map_name, game_map.size_km, game_map.places, grid,
                    [o.name for o in opponents], rounds)
     except (InvalidPlayerName, GameError, MapError) as exc:
-        st.error(str(exc))
+        st.error(without_paths(exc))
         return
     for problem in problems:
         log.warning(problem)
@@ -81,13 +83,13 @@ def start_game(play: PlaySession, name: str, map_name: str, rounds: int) -> None
 def opponents_note(map_name: str) -> None:
     opponents, problems = resources.opponents_for(map_name)
     if not opponents:
-        st.info(f"No trained models in {resources.models_dir()}: you are playing alone. To add opponents, "
-                "build the offline backbones, train and publish (see README):")
+        st.info("No trained models were found: you are playing alone. To add opponents, build the "
+                "offline backbones, train and publish (see README):")
         st.code("python -m train convert-offline\n"
-                f"python -m train --data {data_dir() / map_name} --out runs/{map_name}\n"
+                f"python -m train --data $GEOAI_DATA_DIR/{map_name} --out runs/{map_name}\n"
                 f"python -m train publish runs/{map_name}", language="bash")
     for problem in problems:
-        st.warning(problem)
+        st.warning(without_paths(problem))
 
 
 # -- a round -------------------------------------------------------------------------------
@@ -98,7 +100,7 @@ def scoreboard(play: PlaySession) -> None:
     number = min(game.round_number, game.rounds_total)
     cols[0].metric("Round", f"{number}/{game.rounds_total}")
     for col, (who, points) in zip(cols[1:], totals.items()):
-        col.metric(game.display_name(who), f"{points:,}")
+        col.metric(game.display_name(who), formatting.points(points))
 
 
 def render_round(play: PlaySession) -> None:
@@ -109,9 +111,8 @@ def render_round(play: PlaySession) -> None:
     handle_click(play, st.session_state.pop(CLICK_KEY, None))
 
     scoreboard(play)
-    photo_col, map_col = st.columns([2, 3])
-    with photo_col:
-        show_views(place.image_paths)
+    photos.show_place(place.image_paths, data_dir() / game.map_name)
+    map_col = st.container()
     with map_col:
         guess = Marker("you", *play.guess, guess_colours([PERSON])[PERSON]) if play.guess else None
         deck = play_deck(resources.game_map(game.map_name).bounds, play.grid, resources.borders_for(game.map_name),
@@ -127,15 +128,6 @@ def render_round(play: PlaySession) -> None:
             confirm_guess(play, opponents)
     if game.round_number == 1:
         opponents_note(game.map_name)
-
-
-def show_views(paths) -> None:
-    if len(paths) == 1:
-        st.image(paths[0], width="stretch")
-        return
-    for tab, path in zip(st.tabs([f"View {i + 1}" for i in range(len(paths))]), paths):
-        with tab:
-            st.image(path, width="stretch")
 
 
 def on_map_select(play: PlaySession) -> None:
@@ -165,7 +157,7 @@ def confirm_guess(play: PlaySession, opponents) -> None:
         with st.spinner("The models are guessing..."):
             play.confirm(lambda place: players.predict(opponents, place))
     except (GameError, OpponentError) as exc:
-        st.error(str(exc))
+        st.error(without_paths(exc))
         return
     log.info("round answered in %.3f s", time.perf_counter() - started)
     st.rerun()
@@ -186,7 +178,7 @@ def result_table(play: PlaySession) -> pd.DataFrame:
 
 def show_table(frame: pd.DataFrame) -> None:
     """A small static table (real HTML, text escaped), distances with one decimal."""
-    formats = {"distance (km)": "{:,.1f}", "points": "{:,}"}
+    formats = {"distance (km)": formatting.km_number, "points": formatting.points}
     st.table(frame.style.format({k: v for k, v in formats.items() if k in frame}), hide_index=True)
 
 
@@ -210,16 +202,28 @@ def render_result(play: PlaySession) -> None:
     with right:
         show_table(result_table(play))
         closest = result.ranking()[0]
-        st.write(f"Closest: {play.game.display_name(closest.who)} ({closest.distance_km:,.1f} km)")
+        st.write(f"Closest: {play.game.display_name(closest.who)} ({formatting.km(closest.distance_km)})")
         if st.button("Next round", type="primary", key=f"next-{play.map_key}"):
             play.next_round()
             st.rerun()
+    show_insight(play)
+
+
+def show_insight(play: PlaySession) -> None:
+    """What the models believed and where they looked, drawn after the scores are on the page."""
+    game, place = play.game, play.last_result.place
+    players = resources.model_players()
+    colours = guess_colours([PERSON, *game.opponents])
+    opponents = [insight.Opponent(info, players.prediction(info, place), colours[info.name])
+                 for info in current_opponents(play)]
+    shown = [p for p in map(photos.shown_or_none, place.image_paths) if p]
+    insight.render_panel(insight.service(resources.model_players()), opponents, shown, (place.lat, place.lon),
+                         resources.borders_for(game.map_name), resources.game_map(game.map_name).bounds,
+                         key=f"insight-{play.map_key}")
 
 
 def render_final(play: PlaySession) -> None:
     game = play.game
-    result_map(play)
-    show_table(result_table(play))
     st.header("Final score")
     totals = pd.DataFrame([{"player": game.display_name(w), "points": p} for w, p in game.totals().items()])
     show_table(totals.sort_values("points", ascending=False))
@@ -235,10 +239,19 @@ def render_final(play: PlaySession) -> None:
         st.caption(f"Saved to the leaderboard (game #{game_id}).")
     except (StoreError, InvalidPlayerName, GameError) as exc:
         log.error("could not save game: %s", exc)
-        st.error(f"The game could not be saved to the leaderboard: {exc}")
+        st.error("The game could not be saved to the leaderboard. It has been logged; your scores "
+                 "are shown below.")
     if st.button("Play again", type="primary"):
         play.reset()
         st.rerun()
+    recap.show_recap(game, guess_colours([PERSON, *game.opponents]))
+    st.subheader(f"Round {play.last_result.number}: the photo was taken here")
+    left, right = st.columns([3, 2])
+    with left:
+        result_map(play)
+    with right:
+        show_table(result_table(play))
+    show_insight(play)
 
 
 def basemap_on() -> bool:

@@ -19,6 +19,7 @@ from typing import Any
 
 from app.game import Place
 from geoai.labels import model_label
+from geoai.prediction import PlacePrediction
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ class ModelPlayers:
         self.device = device
         self._bundles: dict[Path, Any] = {}
         self._backbones: dict[tuple[str, str], Any] = {}
-        self._predictions: dict[tuple[Path, tuple[str, ...]], tuple[float, float]] = {}
+        self._predictions: dict[tuple[Path, tuple[str, ...]], PlacePrediction] = {}
         self._pending: dict[tuple[Path, tuple[str, ...]], Future] = {}
         self._lock = threading.RLock()
         self._model_lock = threading.Lock()  # one forward pass at a time: CPU threads are shared anyway
@@ -159,27 +160,37 @@ class ModelPlayers:
                 finally:
                     with self._lock:
                         self._pending.pop(key, None)
-            guesses[info.name] = cached
+            guesses[info.name] = cached.latlon
         return guesses
 
-    def _predict_now(self, info: OpponentInfo, place: Place) -> tuple[float, float]:
+    def prediction(self, info: OpponentInfo, place: Place) -> PlacePrediction | None:
+        """The opponent's full answer for a place it already guessed (with its belief), else None."""
+        with self._lock:
+            return self._predictions.get((info.path, place.image_paths))
+
+    def predict_photos(self, info: OpponentInfo, images: Sequence[Any]) -> PlacePrediction:
+        """The opponent's answer for one place given as decoded views (e.g. a person's own photo)."""
+        bundle = self.bundle(info)
+        with self._model_lock:
+            try:
+                return bundle.predict_place_embeddings(bundle.backbone.embed(list(images)))
+            except Exception as exc:  # a model that fails here must not end the game
+                raise OpponentError(f"model {info.label} cannot guess this place: {type(exc).__name__}: {exc}") from exc
+
+    def _predict_now(self, info: OpponentInfo, place: Place) -> PlacePrediction:
         from geoai.data import ImageError, open_image
 
-        bundle = self.bundle(info)
         try:
             images = [open_image(p) for p in place.image_paths]
         except ImageError as exc:
-            raise OpponentError(f"the photo of this round cannot be read: {exc}") from exc
-        with self._model_lock:
-            try:
-                lat, lon = (float(v) for v in bundle.predict_images(images))
-            except Exception as exc:  # a model that fails here must not end the game
-                raise OpponentError(f"model {info.name} cannot guess this place: {type(exc).__name__}: {exc}") from exc
+            log.warning("round photo unreadable: %s", exc)
+            raise OpponentError("the photo of this round cannot be read") from exc
+        answer = self.predict_photos(info, images)
         with self._lock:
             if len(self._predictions) >= MAX_CACHED_PREDICTIONS:
                 self._predictions.clear()
-            self._predictions[(info.path, place.image_paths)] = (lat, lon)
-        return lat, lon
+            self._predictions[(info.path, place.image_paths)] = answer
+        return answer
 
     def warm_up(self, infos: Sequence[OpponentInfo]) -> dict[str, str]:
         """Load every opponent's weights now; {name: why} for those that cannot play."""
