@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="annotation CSV path,square_id,lat,lon (default: found inside SRC)")
     study.add_argument("--skip-bad", action="store_true", help="drop bad places instead of failing")
     study.add_argument("--json", action="store_true", help="print the summary as JSON")
+    study.add_argument("--max-total-gib", type=float, default=64.0,
+                       help="refuse sources whose images declare more than this, uncompressed (default 64)")
     return parser
 
 
@@ -45,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check":
         return _check(args.dir, skip_bad=args.skip_bad, as_json=args.json)
     return _import_study(args.src, args.out, annotations=args.annotations,
-                         skip_bad=args.skip_bad, as_json=args.json)
+                         skip_bad=args.skip_bad, as_json=args.json, max_total_gib=args.max_total_gib)
 
 
 def _check(root: Path, *, skip_bad: bool, as_json: bool) -> int:
@@ -82,18 +84,22 @@ def _verdict(dataset: GeoDataset, usable: bool) -> str:
 
 
 def _import_study(src: Path, out: Path, *, annotations: Path | None, skip_bad: bool,
-                  as_json: bool) -> int:
+                  as_json: bool, max_total_gib: float = 64.0) -> int:
     if not src.exists():
         print(f"error: {src} does not exist", file=sys.stderr)
         return EXIT_USAGE
     if annotations is not None and not annotations.is_file():
         print(f"error: annotation file {annotations} is not an existing file", file=sys.stderr)
         return EXIT_USAGE
-    from geoai.data.study import import_study  # loads reverse_geocode only when importing
+    if not max_total_gib > 0:
+        print(f"error: --max-total-gib must be positive, not {max_total_gib}", file=sys.stderr)
+        return EXIT_USAGE
+    from geoai.data.study import ImportLimits, import_study  # loads reverse_geocode only when importing
 
     try:
         dataset = import_study(src, out, annotations=annotations,
-                               on_error="skip" if skip_bad else "raise", progress=True)
+                               on_error="skip" if skip_bad else "raise", progress=True,
+                               limits=ImportLimits(max_total_bytes=int(max_total_gib * 2**30)))
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
