@@ -1,4 +1,4 @@
-"""Entry point: `streamlit run app/main.py` (pages Play, Leaderboard, Models).
+"""Entry point: `streamlit run app/main.py` (pages Play, Leaderboard, Challenge, Models).
 
 Configuration by environment: GEOAI_DATA_DIR (maps), GEOAI_MODELS_DIR (model bundles),
 GEOAI_DATABASE_URL (leaderboard database), GEOAI_BASEMAP (auto|on|off: online basemap).
@@ -16,7 +16,7 @@ if str(REPO_ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from app import page_leaderboard, page_models, page_play, resources  # noqa: E402
+from app import page_challenge, page_leaderboard, page_models, page_play, resources  # noqa: E402
 
 log = logging.getLogger("geoai.app")
 
@@ -25,6 +25,7 @@ def main() -> None:
     st.set_page_config(page_title="geoai: where was this photo taken?", page_icon="🌍", layout="wide")
     pages = [st.Page(page_play.render, title="Play", icon="🎯", url_path="play", default=True),
              st.Page(page_leaderboard.render, title="Leaderboard", icon="🏆", url_path="leaderboard"),
+             st.Page(page_challenge.render, title="Challenge", icon="🏫", url_path=page_challenge.PAGE_PATH),
              st.Page(page_models.render, title="Models", icon="🤖", url_path="models")]
     navigation = st.navigation(pages)
     with st.sidebar:

@@ -1,10 +1,11 @@
-"""The Leaderboard page: best games per map, and how people fare against each model."""
+"""The Leaderboard page: best games per map, and how people fare against each model (by the
+model's readable label). A database error is shown as its one-line message."""
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from app import formatting, resources
+from app import formatting, resources, saving
 from app.messages import without_paths
 from db.store import StoreError
 
@@ -12,11 +13,13 @@ from db.store import StoreError
 def render() -> None:
     st.title("Leaderboard")
     try:
-        store = resources.store()
-        maps = store.maps()
+        render_board(resources.store())
     except StoreError as exc:
         st.error(f"The leaderboard database is not available: {without_paths(exc)}")
-        return
+
+
+def render_board(store) -> None:
+    maps = store.maps()
     if not maps:
         st.info("No games yet: play one on the Play page and it will appear here.")
         return
@@ -30,7 +33,7 @@ def render() -> None:
 
     st.subheader("People vs models")
     scope = st.radio("Games", ["this map", "all maps"], horizontal=True, key="leaderboard_scope")
-    matchups = store.person_vs_models(map_name if scope == "this map" else None)
+    matchups = store.person_vs_models(map_name if scope == "this map" else None, labels=saving.model_labels())
     if not matchups:
         st.caption("No games against models yet.")
         return

@@ -7,7 +7,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-from app import formatting, insight, photos, recap, resources
+from app import formatting, insight, page_challenge, photos, recap, resources, saving
 from app.game import DEFAULT_ROUNDS, MAX_ROUNDS, GameError
 from app.maps import MapError, data_dir
 from app.messages import without_paths
@@ -17,7 +17,6 @@ from app.session import Phase, PlaySession
 from app.views import GRID_LAYER, REFINE_LAYER, TRUTH_COLOUR, Marker, guess_colours, play_deck, result_deck
 from db.models import PERSON
 from db.names import MAX_NAME_LENGTH, InvalidPlayerName
-from db.store import StoreError
 
 log = logging.getLogger("geoai.app")
 SESSION_KEY = "play"
@@ -46,6 +45,10 @@ def render() -> None:
 
 # -- setup ---------------------------------------------------------------------------------
 def render_setup(play: PlaySession) -> None:
+    challenge = page_challenge.challenge_from_query()
+    if challenge is not None:
+        page_challenge.render_challenge_setup(play, challenge, start_game)
+        return
     st.title("Where was this photo taken?")
     st.write("Click the map where you think each photo was taken, then compare with two AI models.")
     names = resources.map_names()
@@ -65,13 +68,14 @@ def render_setup(play: PlaySession) -> None:
         start_game(play, name, map_name, int(rounds))
 
 
-def start_game(play: PlaySession, name: str, map_name: str, rounds: int) -> None:
+def start_game(play: PlaySession, name: str, map_name: str, rounds: int, challenge=None) -> None:
     try:
         game_map = resources.game_map(map_name)
         grid = resources.pick_grid(map_name)
         opponents, problems = resources.opponents_for(map_name)
         play.start(name, map_name, game_map.size_km, game_map.places, grid,
-                   [o.name for o in opponents], rounds)
+                   [o.name for o in opponents], rounds, rng=page_challenge.places_rng(challenge))
+        page_challenge.remember(play, challenge)
     except (InvalidPlayerName, GameError, MapError) as exc:
         st.error(without_paths(exc))
         return
@@ -111,6 +115,7 @@ def render_round(play: PlaySession) -> None:
     handle_click(play, st.session_state.pop(CLICK_KEY, None))
 
     scoreboard(play)
+    page_challenge.render_timer(play, lambda: confirm_guess(play, opponents))
     photos.show_place(place.image_paths, data_dir() / game.map_name)
     map_col = st.container()
     with map_col:
@@ -234,13 +239,7 @@ def render_final(play: PlaySession) -> None:
         st.info(f"A tie: {game.winner_text().removeprefix('tie: ')}.")
     else:
         st.warning(f"{game.winner_text()} wins this time.")
-    try:
-        game_id = play.save(resources.store().save_game)
-        st.caption(f"Saved to the leaderboard (game #{game_id}).")
-    except (StoreError, InvalidPlayerName, GameError) as exc:
-        log.error("could not save game: %s", exc)
-        st.error("The game could not be saved to the leaderboard. It has been logged; your scores "
-                 "are shown below.")
+    saving.render_save(play)
     if st.button("Play again", type="primary"):
         play.reset()
         st.rerun()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -231,13 +231,18 @@ class GameStore:
         return [BestGame(rank=i + 1, player=r[0], points=int(r[1]), rounds=int(r[2]), winner=r[3],
                          finished_at=r[4].strftime("%Y-%m-%d %H:%M")) for i, r in enumerate(rows)]
 
-    def person_vs_models(self, map_name: str | None = None) -> list[ModelMatchup]:
-        """Per model label: games and rounds won by people vs the model, both mean distances."""
+    def person_vs_models(self, map_name: str | None = None,
+                         labels: Mapping[str, str] | None = None) -> list[ModelMatchup]:
+        """Per model label: games and rounds won by people vs the model, both mean distances.
+
+        A guess saved without a label (older games) is named by `labels` (model name -> label,
+        e.g. from the bundles in play), else by the model's name."""
+        labels = labels or {}
         with self._reading("cannot read the leaderboard") as session:
             rows = session.execute(_matchup_query(map_name)).all()
         per_model: dict[str, dict[str, Any]] = {}
         for game_id, who, label, p_km, m_km, p_pts, m_pts in rows:
-            stats = per_model.setdefault(label or who, {"games": {}, "rounds": 0, "won": 0, "p_km": 0.0, "m_km": 0.0})
+            stats = per_model.setdefault(label or labels.get(who) or who, {"games": {}, "rounds": 0, "won": 0, "p_km": 0.0, "m_km": 0.0})
             stats["rounds"] += 1
             stats["won"] += int(p_km < m_km)
             stats["p_km"] += p_km

@@ -84,7 +84,7 @@ def test_full_game_then_leaderboard(app_env):
     best = board.table[0].value
     assert list(best["player"]) == ["Ana Marija"] and list(best["points"]) == [totals["person"]]
     matchups = board.table[1].value
-    assert set(matchups["model"]) == {"tiny-beit-linear", "tiny-resnet-linear"}
+    assert set(matchups["model"]) == {"tiny-beit-linear · transformer", "tiny-resnet-linear · CNN"}  # labels
     assert (matchups["games"] == 1).all()
 
     models = AppTest.from_string(PAGE_SCRIPT.format(module="page_models"), default_timeout=120).run()
