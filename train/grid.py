@@ -91,7 +91,7 @@ def _check_downloadable(spec: BackboneSpec) -> None:
     from transformers import AutoConfig
 
     try:
-        AutoConfig.from_pretrained(spec.source)
+        AutoConfig.from_pretrained(spec.source, trust_remote_code=False)  # never prompts or runs hub code
     except (OSError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise TrainError(

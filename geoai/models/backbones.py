@@ -186,7 +186,7 @@ def backbone_status(spec: BackboneSpec) -> tuple[bool, str]:
 def _load_processor(source: str, local_only: bool):
     from transformers import AutoImageProcessor
 
-    return AutoImageProcessor.from_pretrained(source, local_files_only=local_only)
+    return AutoImageProcessor.from_pretrained(source, local_files_only=local_only, trust_remote_code=False)
 
 
 # Config entries that record where or with what a checkpoint was loaded, not what it computes.
@@ -315,7 +315,7 @@ def load_backbone(name_or_path: str, device: str | torch.device | None = None) -
         raise BackboneError(f"{spec.source} is not available offline: {reason}")
     local_only = spec.is_local or _in_hub_cache(spec.source)
     try:
-        model = AutoModel.from_pretrained(spec.source, local_files_only=local_only)
+        model = AutoModel.from_pretrained(spec.source, local_files_only=local_only, trust_remote_code=False)
         processor = _load_processor(spec.source, local_only)
     except (OSError, ValueError, EnvironmentError) as exc:
         if spec.is_local:

@@ -41,7 +41,25 @@ from geoai.models.backbones import (
     BackboneSpec,
     load_backbone,
 )
-from geoai.models.heads import HeadError, cell_probabilities, head_from_config, predict_latlon
+from geoai.models.bundle_checks import (
+    MAX_CONFIG_BYTES,
+    SAFE_BACKBONE_WEIGHTS,
+    ConfigProblem,
+    build_on_meta,
+    check_config_fields,
+    non_finite,
+    pickled_files,
+    read_weights_header,
+    weights_problems,
+)
+from geoai.models.heads import (
+    BASELINE_TYPES,
+    HEAD_TYPES,
+    HeadError,
+    cell_probabilities,
+    head_from_config,
+    predict_latlon,
+)
 
 BUNDLE_FORMAT = "geoai-bundle/1"
 FUSIONS = ("mean", "none")
@@ -159,9 +177,15 @@ def _read_config(path: Path) -> dict:
     if not config_path.is_file():
         raise BundleError(f"{path} is not a model bundle: {CONFIG_FILE} is missing")
     try:
-        config = json.loads(config_path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise BundleError(f"{config_path} is not valid JSON: {exc}") from exc
+        size = config_path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise BundleError(f"{config_path} is {size / 2**20:,.0f} MiB; a bundle config is at most "
+                              f"{MAX_CONFIG_BYTES // 2**20} MiB")
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        if isinstance(exc, BundleError):
+            raise
+        raise BundleError(f"{config_path} is not valid JSON: {str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
     if not isinstance(config, dict):
         raise BundleError(f"{config_path} must hold a JSON object")
     if config.get("format") != BUNDLE_FORMAT:
@@ -170,32 +194,66 @@ def _read_config(path: Path) -> dict:
     missing = [k for k in ("backbone", "head", "fusion") if k not in config]
     if missing:
         raise BundleError(f"{config_path} lacks {', '.join(missing)}")
-    if config["fusion"] not in FUSIONS:
-        raise BundleError(f"{config_path}: fusion must be one of {FUSIONS}, got {config['fusion']!r}")
+    try:
+        check_config_fields(config, HEAD_TYPES + BASELINE_TYPES, FUSIONS)
+    except ConfigProblem as exc:
+        raise BundleError(f"{config_path}: {exc}") from None
+    if config["backbone"].get("bundled"):
+        _check_bundled_backbone(path)
     return config
 
 
+def _check_bundled_backbone(path: Path) -> None:
+    """Fine-tuned backbone weights travel as safetensors, never as a pickle."""
+    folder = path / BACKBONE_DIR
+    if any((folder / name).is_file() for name in SAFE_BACKBONE_WEIGHTS):
+        return
+    pickles = pickled_files(folder)
+    if pickles:
+        raise BundleError(f"{folder} holds its weights as {', '.join(pickles)} (a pickle); geoai loads only "
+                          "safetensors: re-save it with save_pretrained(..., safe_serialization=True)")
+    raise BundleError(f"{path} says its backbone is bundled, but {folder} has no model.safetensors")
+
+
 def _load_head(path: Path, config: dict) -> nn.Module:
-    try:
-        head = head_from_config(config["head"])
-    except HeadError as exc:
-        raise BundleError(f"{path}: {exc}") from exc
+    """The head with its weights, checked before allocating: shapes from a meta-device
+    build against the safetensors header, then values for NaN and infinity."""
     weights_path = path / WEIGHTS_FILE
     if not weights_path.is_file():
+        pickles = pickled_files(path)
+        if pickles:
+            raise BundleError(f"{path} holds {', '.join(pickles)} (a pickle) instead of {WEIGHTS_FILE}; "
+                              "geoai loads weights only from safetensors (a pickle can run code)")
         raise BundleError(f"{path} is incomplete: {WEIGHTS_FILE} (the head's weights) is missing")
     try:
-        weights = load_file(str(weights_path), device="cpu")
+        expected = build_on_meta(head_from_config, config["head"])
+    except ConfigProblem as exc:
+        raise BundleError(f"{path / CONFIG_FILE}: {exc}") from None
+    except HeadError as exc:
+        raise BundleError(f"{path}: {exc}") from exc
+    except (TypeError, ValueError, RuntimeError, KeyError) as exc:  # a config the head cannot be built from
+        raise BundleError(f"{path / CONFIG_FILE}: the head cannot be built from it ({exc})") from exc
+    try:
+        header = read_weights_header(weights_path)
     except (OSError, SafetensorError, ValueError) as exc:
         raise BundleError(f"{weights_path} cannot be read as safetensors: {exc}") from exc
-    expected = head.state_dict()
-    problems = [f"missing {k}" for k in expected if k not in weights]
-    problems += [f"unexpected {k}" for k in weights if k not in expected]
-    problems += [f"{k} has shape {tuple(weights[k].shape)}, config needs {tuple(v.shape)}"
-                 for k, v in expected.items() if k in weights and weights[k].shape != v.shape]
+    problems = weights_problems(header, expected)
     if problems:
         raise BundleError(f"{weights_path} does not match the {config['head'].get('type')} head in "
                           f"{CONFIG_FILE}: " + "; ".join(problems[:5]) + (" ..." if len(problems) > 5 else ""))
-    head.load_state_dict({k: v.to(expected[k].dtype) for k, v in weights.items()})
+    try:
+        head = head_from_config(config["head"])
+        weights = load_file(str(weights_path), device="cpu")
+    except HeadError as exc:
+        raise BundleError(f"{path}: {exc}") from exc
+    except (OSError, SafetensorError, ValueError) as exc:
+        raise BundleError(f"{weights_path} cannot be read as safetensors: {exc}") from exc
+    bad = non_finite(weights)
+    if bad:
+        raise BundleError(f"{weights_path} holds NaN or infinite values in {', '.join(bad[:5])}"
+                          f"{' ...' if len(bad) > 5 else ''}: the model would guess nonsense; retrain it")
+    state = head.state_dict()
+    head.load_state_dict({k: v.to(state[k].dtype) for k, v in weights.items()})
     return head.eval()
 
 
@@ -224,7 +282,7 @@ class Bundle:
 
     @property
     def metrics(self) -> dict:
-        return self.config.get("metrics", {})
+        return self.config.get("metrics") or {}
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device | None = None,

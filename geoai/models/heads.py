@@ -145,10 +145,15 @@ class _Standardised(GeoHead):
 
     def __init__(self, config: dict) -> None:
         super().__init__(config)
-        mean = torch.tensor(config["coord_mean"], dtype=torch.float32)
-        std = torch.tensor(config["coord_std"], dtype=torch.float32)
-        if mean.shape != (2,) or std.shape != (2,) or not bool((std > 0).all()):
-            raise HeadError(f"coord_mean and coord_std must be two numbers each, std > 0; got {mean}, {std}")
+        # Checked in NumPy, so a head can also be built on the meta device (no allocation).
+        mean_values = np.asarray(config["coord_mean"], dtype=np.float64)
+        std_values = np.asarray(config["coord_std"], dtype=np.float64)
+        if (mean_values.shape != (2,) or std_values.shape != (2,) or not np.isfinite(mean_values).all()
+                or not np.isfinite(std_values).all() or not (std_values > 0).all()):
+            raise HeadError(f"coord_mean and coord_std must be two finite numbers each, std > 0; got "
+                            f"{config['coord_mean']!r:.80}, {config['coord_std']!r:.80}")
+        mean = torch.tensor(mean_values, dtype=torch.float32)
+        std = torch.tensor(std_values, dtype=torch.float32)
         # Non-persistent: they come from the config, not from the weights file.
         self.register_buffer("coord_mean", mean, persistent=False)
         self.register_buffer("coord_std", std, persistent=False)
