@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
 
 import h3
@@ -177,3 +178,26 @@ def test_the_leaderboard_explains_a_broken_database(app_env, monkeypatch, tmp_pa
     board = page("page_leaderboard").run()
     assert not board.exception
     assert "not available" in board.error[0].value and "not a SQLite database" in board.error[0].value
+
+
+def test_a_timed_challenge_takes_the_guess_when_time_is_up(app_env):
+    code, _ = create_challenge(rounds=2, seed="7", timer=30)
+    at = AppTest.from_file(MAIN, default_timeout=300)
+    at.query_params["challenge"] = code
+    at.run()
+    assert "30 s per round" in at.markdown[0].value
+    at.text_input(key="player_name").input("Ana")
+    at.button[0].click().run()
+    no_errors(at)
+    play = at.session_state["play"]
+    deadline = at.session_state[f"deadline-{play.map_key}"]
+    assert 0 < deadline - time.time() <= 30
+    at.session_state[f"deadline-{play.map_key}"] = time.time() - 1  # the round's time runs out
+    at.run()
+    assert play.phase.value == "guessing"  # nothing to take yet
+    assert any("Time is up" in w.value for w in at.warning)
+    at.session_state["map_click"] = {"cell": h3.latlng_to_cell(45.0, 16.0, play.grid.resolution), "layer": "grid"}
+    at.run()  # the first click after the time is up is the guess: no Guess button needed
+    no_errors(at)
+    assert play.phase.value == "result" and play.last_result.number == 1
+    assert abs(play.last_result.guesses["person"].lat - 45.0) < 0.1
