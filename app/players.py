@@ -2,9 +2,10 @@
 
 For a map the game picks at most one bundle per backbone family (a transformer such as
 BEiT and a CNN such as ResNet-50), preferring bundles trained on that map's dataset and,
-among those, the best test score. Predictions are cached per (bundle, place), and the
-current round is predicted in the background while the person is still looking, so the
-Guess button answers at once.
+among those, the best test score. Their answers for the map's places come from the
+predictions file `python -m train publish` writes (geoai.precomputed; no torch needed);
+anything it cannot answer is predicted by the model itself, cached per (bundle, place) and
+in the background while the person is still looking, so the Guess button answers at once.
 """
 from __future__ import annotations
 
@@ -18,7 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from app.game import Place
+from geoai.bundle_files import DigestError, default_models_dir, weights_digest
 from geoai.labels import model_label
+from geoai.precomputed import (
+    PredictionFile,
+    PredictionsError,
+    place_digest,
+    predictions_path,
+    split_fingerprint,
+)
 from geoai.prediction import PlacePrediction
 
 log = logging.getLogger(__name__)
@@ -99,24 +108,113 @@ def choose_opponents(infos: Sequence[OpponentInfo], map_name: str) -> list[Oppon
 
 
 class ModelPlayers:
-    """Loads bundles on demand (sharing backbones) and predicts places, cached and in the background.
+    """The opponents' answers: from the map's predictions file when it has them, else from the models.
+
+    Standard rounds are answered from <models>/predictions/<map>.sqlite (geoai.precomputed),
+    which needs no torch. A model is loaded (sharing backbones) only for places the file
+    lacks, for bundles whose weights changed since it was written, or for callers that never
+    attach a map. Live predictions are cached per (bundle, place) and run in the background,
+    so the Guess button answers at once.
 
     One instance per process (st.cache_resource): thread-safe for parallel sessions.
     """
 
-    def __init__(self, device: str | None = None) -> None:
+    def __init__(self, device: str | None = None, models_dir: Path | None = None) -> None:
         self.device = device
+        self._models_dir = Path(models_dir) if models_dir is not None else None  # None: GEOAI_MODELS_DIR
         self._bundles: dict[Path, Any] = {}
         self._backbones: dict[tuple[str, str], Any] = {}
         self._predictions: dict[tuple[Path, tuple[str, ...]], PlacePrediction] = {}
         self._pending: dict[tuple[Path, tuple[str, ...]], Future] = {}
+        self._files: dict[str, PredictionFile | None] = {}  # map name -> its file (None: none usable)
+        self._attached: dict[Path, dict[str, PredictionFile]] = {}  # bundle -> files that answer for it
         self._lock = threading.RLock()
         self._model_lock = threading.Lock()  # one forward pass at a time: CPU threads are shared anyway
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="geoai-predict")
 
+    # -- answers computed ahead ----------------------------------------------------------
+    def _file(self, map_name: str) -> PredictionFile | None:
+        """The map's predictions file, opened once; None (logged once) when absent or unusable."""
+        with self._lock:
+            if map_name in self._files:
+                return self._files[map_name]
+            try:
+                path = predictions_path(self._models_dir or default_models_dir(), map_name)
+                if not path.is_file():
+                    log.info("no precomputed predictions for map %s (%s): its models play live; "
+                             "`python -m train publish RUN` writes them", map_name, path)
+                    found = None
+                else:
+                    found = PredictionFile(path)
+            except PredictionsError as exc:
+                log.error("precomputed predictions for map %s are not used: %s", map_name, exc)
+                found = None
+            self._files[map_name] = found
+            return found
+
+    def attach_map(self, info: OpponentInfo, map_name: str, places: Sequence[Place]) -> int:
+        """Let the map's predictions file answer for this opponent; how many places it covers.
+
+        A file written by other weights (the bundle was retrained or replaced) is not used
+        at all for this opponent, and a place that changed since is not answered from it;
+        both are logged with the reason.
+        """
+        file = self._file(map_name)
+        if file is None:
+            return 0
+        key = info.path.name
+        entry = file.bundles.get(key)
+        if entry is None:
+            log.warning("%s has no answers of model %s (%s): it plays live", file.path, info.name, key)
+            return 0
+        try:
+            digest = weights_digest(info.path)
+        except DigestError as exc:
+            log.warning("precomputed answers of model %s not used: %s", info.name, exc)
+            return 0
+        if entry.digest != digest:
+            log.error("precomputed answers of model %s in %s were made by other weights (digest %s, the bundle "
+                      "now has %s): they are not used and it plays live; run `python -m train publish` again",
+                      info.name, file.path, entry.digest[:12], digest[:12])
+            return 0
+        try:
+            stored = file.digests(key)
+        except PredictionsError as exc:
+            log.error("precomputed answers of model %s not used: %s", info.name, exc)
+            return 0
+        covered = sum(stored.get(p.location_id) == place_digest(p) for p in places)
+        if entry.fingerprint != split_fingerprint(places) or covered < len(places):
+            log.warning("%s was written for another version of map %s (split fingerprint %s, the map now has "
+                        "%s): model %s answers %d of %d places from it, the others live",
+                        file.path, map_name, entry.fingerprint[:12], split_fingerprint(places)[:12],
+                        info.name, covered, len(places))
+        with self._lock:
+            self._attached.setdefault(info.path, {})[map_name] = file
+        return covered
+
+    def _precomputed(self, info: OpponentInfo, place: Place) -> PlacePrediction | None:
+        with self._lock:
+            files = list(self._attached.get(info.path, {}).values())
+        if not files:
+            return None
+        try:
+            digest = weights_digest(info.path)  # memoised on the files' stat: notices a republished bundle
+        except DigestError:
+            return None
+        for file in files:
+            try:
+                answer = file.lookup(info.path.name, digest, place)
+            except PredictionsError as exc:
+                log.error("precomputed answer of model %s not used: %s", info.name, exc)
+                continue
+            if answer is not None:
+                return answer
+        return None
+
+    # -- live models -----------------------------------------------------------------------
     def bundle(self, info: OpponentInfo):
         """The loaded bundle (head now, backbone now too, shared with bundles that use the same one)."""
-        from geoai.models import Bundle, BundleError  # heavy import (torch): only when a model plays
+        from geoai.models import Bundle, BundleError  # heavy import (torch): only when a model plays live
 
         with self._lock:
             if info.path in self._bundles:
@@ -137,39 +235,60 @@ class ModelPlayers:
             return bundle
 
     def prefetch(self, infos: Sequence[OpponentInfo], place: Place) -> None:
-        """Start predicting `place` for every opponent in the background (no-op when cached)."""
+        """Start predicting `place` in the background for opponents the file cannot answer."""
         for info in infos:
             key = (info.path, place.image_paths)
             with self._lock:
                 if key in self._predictions or key in self._pending:
                     continue
-                self._pending[key] = self._executor.submit(self._predict_now, info, place)
+            if self._precomputed(info, place) is not None:
+                continue
+            with self._lock:
+                if key not in self._predictions and key not in self._pending:
+                    self._pending[key] = self._executor.submit(self._predict_now, info, place)
 
-    def predict(self, infos: Sequence[OpponentInfo], place: Place) -> dict[str, tuple[float, float]]:
-        """Each opponent's (lat, lon) guess for the place, from cache, a prefetch or computed now."""
+    def predictions(self, infos: Sequence[OpponentInfo], place: Place) -> dict[str, PlacePrediction]:
+        """Each opponent's full answer for the place (guess and, for classifier heads, top cells)."""
         self.prefetch(infos, place)
-        guesses = {}
+        answers = {}
         for info in infos:
             key = (info.path, place.image_paths)
             with self._lock:
                 cached = self._predictions.get(key)
                 future = self._pending.get(key)
+            if cached is None and future is None:
+                cached = self._precomputed(info, place)
+                if cached is None:  # the file stopped answering since prefetch: predict now
+                    with self._lock:
+                        cached, future = self._predictions.get(key), self._pending.get(key)
+                        if cached is None and future is None:
+                            future = self._pending[key] = self._executor.submit(self._predict_now, info, place)
             if cached is None:
                 try:
                     cached = future.result()
                 finally:
                     with self._lock:
                         self._pending.pop(key, None)
-            guesses[info.name] = cached.latlon
-        return guesses
+            answers[info.name] = cached
+        return answers
+
+    def predict(self, infos: Sequence[OpponentInfo], place: Place) -> dict[str, tuple[float, float]]:
+        """Each opponent's (lat, lon) guess for the place, from the file, cache, a prefetch or computed now."""
+        return {name: answer.latlon for name, answer in self.predictions(infos, place).items()}
 
     def prediction(self, info: OpponentInfo, place: Place) -> PlacePrediction | None:
-        """The opponent's full answer for a place it already guessed (with its belief), else None."""
+        """The opponent's full answer for a place it already guessed (with its belief), else None.
+
+        Never computes: from the predictions file or the cache of live answers.
+        """
         with self._lock:
-            return self._predictions.get((info.path, place.image_paths))
+            cached = self._predictions.get((info.path, place.image_paths))
+        return cached if cached is not None else self._precomputed(info, place)
 
     def predict_photos(self, info: OpponentInfo, images: Sequence[Any]) -> PlacePrediction:
         """The opponent's answer for one place given as decoded views (e.g. a person's own photo)."""
+        if not images:
+            raise OpponentError("there is no photo to guess from")
         bundle = self.bundle(info)
         with self._model_lock:
             try:
@@ -192,10 +311,18 @@ class ModelPlayers:
             self._predictions[(info.path, place.image_paths)] = answer
         return answer
 
-    def warm_up(self, infos: Sequence[OpponentInfo]) -> dict[str, str]:
-        """Load every opponent's weights now; {name: why} for those that cannot play."""
+    def warm_up(self, infos: Sequence[OpponentInfo], map_name: str | None = None,
+                places: Sequence[Place] | None = None) -> dict[str, str]:
+        """Get every opponent ready; {name: why} for those that cannot play.
+
+        With the map (name and test places), an opponent its predictions file answers for
+        loads no model: fully covered, none is needed; partly covered, it loads on the first
+        place the file lacks. Others load their weights now, so the first guess is quick.
+        """
         problems = {}
         for info in infos:
+            if map_name is not None and places is not None and self.attach_map(info, map_name, places) > 0:
+                continue
             try:
                 self.bundle(info)
             except OpponentError as exc:

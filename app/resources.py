@@ -17,6 +17,7 @@ from app.pickgrid import PickGrid, build_pick_grid
 from app.players import ModelPlayers, OpponentInfo, choose_opponents, read_opponents
 from app.views import online_basemap_reachable
 from db.store import GameStore
+from geoai.bundle_files import default_models_dir, discover_bundles
 
 log = logging.getLogger("geoai.app")
 BASEMAP_ENV = "GEOAI_BASEMAP"  # "off" never contacts the tile server, "on" skips the check
@@ -65,23 +66,25 @@ def model_players() -> ModelPlayers:
 
 
 def models_dir() -> Path:
-    from geoai.models.bundle import default_models_dir
     return default_models_dir()
 
 
 @st.cache_data(show_spinner=False, ttl=60)
 def all_opponents() -> tuple[list[OpponentInfo], list[str]]:
     """Every bundle in the models folder (re-read every minute), and problems with any."""
-    from geoai.models.bundle import discover_bundles
     return read_opponents(discover_bundles(models_dir()))
 
 
 @st.cache_resource(show_spinner="Loading the models...")
 def opponents_for(map_name: str) -> tuple[list[OpponentInfo], list[str]]:
-    """The map's opponents whose weights load on this machine, and why others cannot play."""
+    """The map's opponents that can play, and why others cannot.
+
+    Opponents answered by the map's predictions file load no model (no torch); the others
+    load their weights now.
+    """
     infos, problems = all_opponents()
     chosen = choose_opponents(infos, map_name)
-    failures = model_players().warm_up(chosen)
+    failures = model_players().warm_up(chosen, map_name, game_map(map_name).places)
     return [i for i in chosen if i.name not in failures], list(problems) + list(failures.values())
 
 

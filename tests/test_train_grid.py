@@ -146,7 +146,8 @@ def test_publish_copies_the_best_bundle_per_backbone(run, tmp_path, capsys):
         assert f"published {backbone}" in printed
     # Publishing again by points replaces the folders in place, leaving no staging debris.
     assert main(["publish", str(run["out"]), "--models-dir", str(models), "--metric", "mean_points"]) == 0
-    assert sorted(p.name for p in models.iterdir()) == folders
+    assert sorted(p.name for p in models.iterdir()) == [*folders, "predictions"]
+    assert sorted(p.name for p in (models / "predictions").iterdir()) == ["croatia-streetview.sqlite"]
     rows = [r for r in run["results"]["results"] if r["backbone"] == "tiny-beit"]
     best = max(rows, key=lambda r: r["metrics"]["val"]["mean_points"])
     assert json.loads((models / folders[0] / "config.json").read_text())["name"] == best["id"]

@@ -4,7 +4,7 @@
     python -m train evaluate --bundle PATH --data DIR [--all]
     python -m train backbones
     python -m train convert-offline [--out checkpoints]
-    python -m train publish RUN [--models-dir DIR] [--metric mean_km]
+    python -m train publish RUN [--models-dir DIR] [--metric mean_km] [--data DIR] [--no-predictions]
 
 User mistakes (missing folders, dataset problems, unknown names, unavailable weights)
 print one clear message and exit with status 1, without a traceback.
@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", metavar="RUN", help="a run folder with results.json")
     p.add_argument("--models-dir", dest="models_dir", help="default GEOAI_MODELS_DIR or <repo>/models")
     p.add_argument("--metric", default="mean_km", help="validation metric to rank by (default mean_km)")
+    p.add_argument("--data", help="the run's dataset folder, if it moved (for the game's precomputed answers)")
+    p.add_argument("--no-predictions", action="store_false", dest="predictions",
+                   help="publish the models only; the game then predicts with them live")
     return parser
 
 
@@ -150,9 +153,11 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 def _cmd_publish(args: argparse.Namespace) -> int:
     from train.publish import publish_run
 
-    for item in publish_run(args.run_dir, args.models_dir, args.metric):
+    for item in publish_run(args.run_dir, args.models_dir, args.metric, args.data, args.predictions):
         print(f"published {item.backbone}: {item.source} -> {item.target} "
               f"(val {item.metric} {item.value:,.3f})")
+        if item.predictions:
+            print(f"  answers for {item.places} test places -> {item.predictions}")
     return 0
 
 
@@ -172,9 +177,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from geoai.models.bundle import BundleError
     from geoai.models.embeddings import EmbeddingError
     from geoai.models.heads import HeadError
+    from geoai.precomputed import PredictionsError
 
     return (TrainError, DatasetError, ImageError, BackboneError, BundleError, HeadError, EmbeddingError,
-            GeocellError, OSError)
+            GeocellError, PredictionsError, OSError)
 
 
 def main(argv: list[str] | None = None) -> int:

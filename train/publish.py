@@ -1,15 +1,19 @@
-"""`python -m train publish RUN`: put the best bundle of each backbone where the game finds it."""
+"""`python -m train publish RUN`: put the best bundle of each backbone where the game finds it,
+with its answers for every place of the map's test split (models/predictions/<map>.sqlite),
+so the game serves standard rounds without loading the model."""
 from __future__ import annotations
 
 import json
 import os
 import shutil
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from geoai.models.bundle import default_models_dir
+from geoai.bundle_files import default_models_dir
 from train.errors import TrainError
+from train.precompute import precompute_map
 
 # Metrics where a larger value is better; every *_km metric is better smaller.
 HIGHER_IS_BETTER = {"mean_points", "country_accuracy", "within_1km", "within_25km", "within_200km",
@@ -26,6 +30,8 @@ class Published:
     target: Path
     metric: str
     value: float
+    predictions: Path | None = None  # the map's predictions file, when written
+    places: int = 0  # places answered in it
 
 
 def best_per_backbone(results: dict, metric: str = "mean_km", split: str = "val") -> dict[str, dict]:
@@ -63,12 +69,16 @@ def _replace_dir(source: Path, target: Path) -> None:
 
 
 def publish_run(run_dir: str | Path, models_dir: str | Path | None = None,
-                metric: str = "mean_km") -> list[Published]:
-    """Copy the best bundle per backbone of RUN into models_dir/<dataset>-<backbone>/.
+                metric: str = "mean_km", data_dir: str | Path | None = None, predictions: bool = True,
+                progress: Callable[[str], None] | None = None) -> list[Published]:
+    """Copy the best bundle per backbone of RUN into models_dir/<dataset>-<backbone>/, then write
+    their answers for the map's test places into models_dir/predictions/<dataset>.sqlite.
 
     One folder per (map, backbone), so publishing runs on several maps gives the game
-    models for each map; republishing the same map replaces its older bundles.
+    models for each map; republishing the same map replaces its older bundles and their
+    answers. data_dir: the dataset folder (default: the one the run trained on).
     """
+    
     run_dir = Path(run_dir)
     results_path = run_dir / "results.json"
     if not results_path.is_file():
@@ -86,6 +96,10 @@ def publish_run(run_dir: str | Path, models_dir: str | Path | None = None,
     best = best_per_backbone(results, metric)
     if not best:
         raise TrainError(f"{run_dir} has no trained bundles to publish")
+    data = Path(data_dir or results["dataset"].get("root") or "").expanduser()
+    if predictions and not (data / "metadata.csv").is_file():
+        raise TrainError(f"the dataset folder of this run ({data}) has no metadata.csv: pass --data DIR so the "
+                         "game's answers can be computed, or --no-predictions to publish the models alone")
     published = []
     for backbone, row in sorted(best.items()):
         source = run_dir / row["bundle"]
@@ -94,4 +108,8 @@ def publish_run(run_dir: str | Path, models_dir: str | Path | None = None,
         target = target_root / f"{results['dataset']['name']}-{backbone}"
         _replace_dir(source, target)
         published.append(Published(backbone, source, target, metric, float(row["metrics"]["val"][metric])))
+    if predictions:
+        written = precompute_map([p.target for p in published], data, target_root,
+                                 **({"progress": progress} if progress else {}))
+        published = [replace(p, predictions=w.path, places=w.places) for p, w in zip(published, written)]
     return published

@@ -19,7 +19,6 @@ import datetime as _dt
 import json
 import math
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +30,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import geoai
+from geoai.bundle_files import default_models_dir, discover_bundles  # noqa: F401  (torch-free, re-exported)
 from geoai.geodesy import spherical_mean
 from geoai.prediction import TOP_CELLS, PlacePrediction
 from geoai.models.backbones import (
     KNOWN_BACKBONES,
-    REPO_ROOT,
     Backbone,
     BackboneError,
     BackboneSpec,
@@ -376,27 +375,3 @@ class Bundle:
 
     def __repr__(self) -> str:
         return f"Bundle({self.name!r}, backbone={self.backbone_name!r}, head={self.config['head'].get('type')!r})"
-
-
-def default_models_dir() -> Path:
-    """Where the game looks for bundles: GEOAI_MODELS_DIR, else <repo>/models."""
-    return Path(os.environ.get("GEOAI_MODELS_DIR") or REPO_ROOT / "models")  # unset or empty
-
-
-def discover_bundles(models_dir: str | Path | None = None) -> list[Path]:
-    """Bundle folders (with config.json) in models_dir, GEOAI_MODELS_DIR or <repo>/models, sorted.
-
-    Subfolders without config.json are reported with a warning rather than silently skipped.
-    """
-    root = Path(models_dir) if models_dir is not None else default_models_dir()
-    if not root.is_dir():
-        return []
-    found = []
-    for child in sorted(root.iterdir()):
-        if not child.is_dir() or child.name.startswith((".", "_")):
-            continue
-        if (child / CONFIG_FILE).is_file():
-            found.append(child)
-        else:
-            warnings.warn(f"{child} has no {CONFIG_FILE}; it is not a model bundle and is ignored", stacklevel=2)
-    return found

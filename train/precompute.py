@@ -1,0 +1,76 @@
+"""Each published bundle's answers for every place of a map, written ahead for the game.
+
+The places are exactly the game's (app.maps.load_map: the held-out test split, views in the
+game's order), and each place is predicted the way the game predicts it live (all its views
+through Bundle.predict_place_embeddings), so a stored answer equals the live one.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from geoai.bundle_files import default_models_dir, weights_digest
+from geoai.precomputed import predictions_path, split_fingerprint, write_predictions
+from train.errors import TrainError
+
+PLACES_PER_BATCH = 16  # places embedded together (their views in one call)
+PROGRESS_EVERY_S = 2.0
+
+
+@dataclass(frozen=True)
+class Precomputed:
+    """One bundle's answers written into a map's predictions file."""
+    bundle: Path
+    path: Path
+    places: int
+    seconds: float
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def precompute_map(bundle_dirs: Sequence[Path], data_dir: str | Path, models_dir: str | Path | None = None,
+                   progress: Callable[[str], None] = _stderr, device: str | None = None) -> list[Precomputed]:
+    """Write every bundle's answers for the map in data_dir into <models_dir>/predictions/<map>.sqlite."""
+    from app.maps import MapError, load_map
+    from geoai.data import ImageError, open_image
+    from geoai.models import Bundle
+
+    try:
+        game_map = load_map(Path(data_dir))
+    except MapError as exc:
+        raise TrainError(str(exc)) from None
+    places = list(game_map.places)
+    target = predictions_path(Path(models_dir) if models_dir is not None else default_models_dir(), game_map.name)
+    fingerprint = split_fingerprint(places)
+    done = []
+    for bundle_dir in bundle_dirs:
+        bundle_dir = Path(bundle_dir)
+        started = time.monotonic()
+        bundle = Bundle.load(bundle_dir, device=device)
+        label = f"{game_map.name}: {bundle_dir.name}"
+        answers, last = [], 0.0
+        for start in range(0, len(places), PLACES_PER_BATCH):
+            batch = places[start:start + PLACES_PER_BATCH]
+            try:
+                images = [open_image(p) for place in batch for p in place.image_paths]
+            except ImageError as exc:
+                raise TrainError(f"a photo of map {game_map.name} cannot be read: {exc}") from None
+            embeddings = bundle.backbone.embed(images)
+            offset = 0
+            for place in batch:
+                views = len(place.image_paths)
+                answers.append((place, bundle.predict_place_embeddings(embeddings[offset:offset + views])))
+                offset += views
+            now = time.monotonic()
+            if now - last >= PROGRESS_EVERY_S or len(answers) == len(places):
+                progress(f"predicting {label}: {len(answers)}/{len(places)} places")
+                last = now
+        count = write_predictions(target, game_map.name, bundle_dir.name, weights_digest(bundle_dir), fingerprint,
+                                  answers, head=str(bundle.config["head"].get("type", "")))
+        done.append(Precomputed(bundle_dir, target, count, time.monotonic() - started))
+    return done
