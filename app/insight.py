@@ -37,6 +37,7 @@ TOP_GUESSES = 3
 WAIT_SLICE_S = 0.25  # the page checks this often whether a drawing arrived (and whether to stop)
 MAX_WAIT_S = 60.0  # a drawing later than this is given up on (said on the page)
 MAX_PENDING = 64
+LOOKED_KEY = "insight-looked"  # session flag: the person asked to see where the models looked
 HEAT_COLOURS = [[255, 255, 178], [254, 204, 92], [253, 141, 60], [240, 59, 32], [189, 0, 38]]
 OCEAN, LAND, BORDER = [186, 214, 235, 255], [245, 242, 232, 255], [120, 120, 120, 255]
 TRUTH_RGB = [30, 160, 60, 255]
@@ -149,14 +150,21 @@ class InsightService:
     """
 
     def __init__(self, players: ModelPlayers) -> None:
-        from geoai.explain import ExplanationCache
-
         self.players = players
-        self.cache = ExplanationCache()
+        self._cache = None  # geoai.explain imports torch: only once a drawing is asked for
         self._explainers: dict[Path, object] = {}
         self._pending: dict[tuple[Path, tuple[str, ...]], Future] = {}
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="geoai-insight")
+
+    @property
+    def cache(self):
+        from geoai.explain import ExplanationCache
+
+        with self._lock:
+            if self._cache is None:
+                self._cache = ExplanationCache()
+            return self._cache
 
     def request(self, info: OpponentInfo, photos: Sequence[bytes]) -> Future:
         """Start (or join) drawing where `info` looked in these views; a Future of Looked."""
@@ -231,7 +239,10 @@ def render_panel(service: InsightService, opponents: Sequence[Opponent], photos:
     """Belief maps at once, then the saliency strips as they arrive (call it after the scores)."""
     if not opponents:
         return
-    futures = {o.info.path: service.request(o.info, photos) for o in opponents} if photos else {}
+    # Drawing needs the models in memory: where they answered from precomputed predictions
+    # (a hosted game), they load only when the person asks, once per session.
+    ready = all(service.players.loaded(o.info) for o in opponents) or st.session_state.get(LOOKED_KEY, False)
+    futures = {o.info.path: service.request(o.info, photos) for o in opponents} if photos and ready else {}
     st.subheader("What the models believed")
     for col, opponent in zip(st.columns(len(opponents)), opponents):
         with col:
@@ -239,6 +250,13 @@ def render_panel(service: InsightService, opponents: Sequence[Opponent], photos:
     if not photos:
         return
     st.subheader("Where they looked")
+    if not ready:
+        st.caption("The models answered from predictions made in advance; drawing where they looked "
+                   "loads them, which takes a moment.")
+        if st.button("Show where they looked", key=f"{key}-looked"):
+            st.session_state[LOOKED_KEY] = True
+            st.rerun()
+        return
     slots = {}
     for opponent in opponents:
         st.markdown(f"**{opponent.info.label}**")

@@ -234,6 +234,11 @@ class ModelPlayers:
             self._bundles[info.path] = bundle
             return bundle
 
+    def loaded(self, info: OpponentInfo) -> bool:
+        """Whether the opponent's model is in memory (it played live): using it costs nothing more."""
+        with self._lock:
+            return info.path in self._bundles
+
     def prefetch(self, infos: Sequence[OpponentInfo], place: Place) -> None:
         """Start predicting `place` in the background for opponents the file cannot answer."""
         for info in infos:
