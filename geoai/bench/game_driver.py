@@ -1,0 +1,90 @@
+"""Play whole games of the geoai app through its websocket protocol, like a person would:
+name and rounds in the setup form, a guess on each round's map, Guess, Next round, and the
+final page that saves the game. Only `submit_guess` knows how the map takes a guess.
+"""
+from __future__ import annotations
+
+import json
+import random
+import re
+import time
+from dataclasses import dataclass, field
+
+from geoai.bench.streamlit_client import ClientError, Page, StreamlitSession
+
+SAVED = re.compile(r"Saved to the leaderboard \(game #(\d+)\)")
+
+
+@dataclass
+class GameOutcome:
+    player: str
+    rounds: int
+    game_id: int | None = None           # the leaderboard's id, when the page said it was saved
+    guess_ids: list[str] = field(default_factory=list)  # widget ids whose press was a Guess
+    guess_client_s: list[float] = field(default_factory=list)  # Guess -> result page, client side
+    save_error: str = ""
+
+
+def start_game(session: StreamlitSession, player: str, rounds: int) -> Page:
+    page = session.run()
+    name = page.widget("text_input", "Your name")
+    count = page.widget("number_input", "Rounds")
+    start = page.widget("button", "Start game")
+    session.set_string(name.id, player)
+    session.set_int(count.id, rounds)
+    page = session.click(start.id)
+    errors = page.alerts("ERROR")
+    if errors:
+        raise ClientError(f"the game did not start: {errors[0]}")
+    return page
+
+
+def submit_guess(session: StreamlitSession, page: Page, rng: random.Random) -> tuple[str, Page, float]:
+    """Place a guess on the round's map and press Guess; returns the pressed widget's id, the
+    result page and the seconds from the press to the result (client side). The map is
+    pydeck's pick grid: a selection of one of its cells."""
+    charts = page.of_type("deck_gl_json_chart")
+    if not charts:
+        raise ClientError(f"no map on the round's page: {page.summary()}")
+    chart = charts[0].deck_gl_json_chart
+    spec = json.loads(chart.json)
+    grid = next((layer for layer in spec.get("layers", []) if layer.get("id") == "grid"), None)
+    if not grid or not isinstance(grid.get("data"), list) or not grid["data"]:
+        raise ClientError("the round's map has no pickable grid")
+    index = rng.randrange(len(grid["data"]))
+    selection = {"selection": {"indices": {"grid": [index]}, "objects": {"grid": [grid["data"][index]]}}}
+    session.set_json(chart.id, json.dumps(json.dumps(selection)))  # the browser sends a JSON string
+    page = session.run()  # the click: the app places the guess and enables the button
+    button = page.widget("button", "Guess")
+    if button.disabled:
+        raise ClientError(f"the map click placed no guess: {page.summary()}")
+    session.widgets.pop(chart.id, None)  # the next round's map is a new widget
+    started = time.perf_counter()
+    page = session.click(button.id)
+    return button.id, page, time.perf_counter() - started
+
+
+def play_game(url: str, player: str, rounds: int, *, seed: int = 0, timeout_s: float = 60.0,
+              think_s: float = 0.0) -> GameOutcome:
+    """One whole game in a fresh session; ClientError when anything a player would notice fails."""
+    rng = random.Random(seed)
+    outcome = GameOutcome(player, rounds)
+    with StreamlitSession(url, timeout_s=timeout_s) as session:
+        page = start_game(session, player, rounds)
+        for number in range(1, rounds + 1):
+            if think_s:
+                time.sleep(rng.uniform(0.5, 1.5) * think_s)
+            guess_id, page, seconds = submit_guess(session, page, rng)
+            outcome.guess_client_s.append(seconds)
+            outcome.guess_ids.append(guess_id)
+            errors = page.alerts("ERROR")
+            if number < rounds:
+                if errors:
+                    raise ClientError(f"round {number} failed: {errors[0]}")
+                page = session.click(page.widget("button", "Next round").id)
+        saved = [m for t in page.texts() if (m := SAVED.search(t))]
+        if saved:
+            outcome.game_id = int(saved[0].group(1))
+        else:
+            outcome.save_error = next(iter(page.alerts("ERROR")), "no save message on the final page")
+    return outcome
