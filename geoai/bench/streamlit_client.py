@@ -77,21 +77,22 @@ class StreamlitSession:
         self.widgets: dict[str, WidgetState] = {}  # values the "browser" holds, sent with every run
         self.session_id = ""
         self.page_script_hash = ""
-        self._ws = None
+        self._connection = self._ws = None
 
     def __enter__(self) -> "StreamlitSession":
         from websockets.sync.client import connect
         try:
-            self._ws = connect(self.ws_url, subprotocols=["streamlit"], open_timeout=self.timeout_s,
-                               max_size=MAX_MESSAGE_BYTES, compression=None)
+            self._connection = connect(self.ws_url, subprotocols=["streamlit"], open_timeout=self.timeout_s,
+                                       max_size=MAX_MESSAGE_BYTES, compression=None)
+            self._ws = self._connection.__enter__()
         except (OSError, TimeoutError) as exc:
             raise ClientError(f"cannot connect to {self.ws_url}: {exc}") from exc
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._ws is not None:
-            self._ws.close()
-            self._ws = None
+        if self._connection is not None:
+            self._connection.__exit__(*exc)
+            self._connection = self._ws = None
 
     # -- widget values -----------------------------------------------------------------
     def set_string(self, widget_id: str, value: str) -> None:
