@@ -21,6 +21,14 @@ from geoai.bundle_files import default_models_dir, discover_bundles
 
 log = logging.getLogger("geoai.app")
 BASEMAP_ENV = "GEOAI_BASEMAP"  # "off" never contacts the tile server, "on" skips the check
+# GEOAI_PUBLIC=1: a public deployment serves only maps whose images may be redistributed.
+PUBLIC_MAPS_DEFAULT = "osv5m-mapillary commons-cities"
+
+
+def servable(name: str) -> bool:
+    if os.environ.get("GEOAI_PUBLIC", "0") != "1":
+        return True
+    return name in os.environ.get("GEOAI_PUBLIC_MAPS", PUBLIC_MAPS_DEFAULT).split()
 
 
 @st.cache_resource(show_spinner=False)
@@ -32,13 +40,13 @@ def store() -> GameStore:
 
 @st.cache_data(show_spinner=False, ttl=60)
 def map_names(folder: str | None = None) -> list[str]:
-    return [p.name for p in discover_maps(Path(folder) if folder else None)]
+    return [p.name for p in discover_maps(Path(folder) if folder else None) if servable(p.name)]
 
 
 @st.cache_resource(show_spinner="Loading the map's photos...")
 def game_map(name: str) -> GameMap:
     folder = data_dir() / name
-    if not (folder / METADATA_FILE).is_file():
+    if not servable(name) or not (folder / METADATA_FILE).is_file():
         raise MapError(f"no map called {name!r} in {data_dir()}")
     return load_map(folder)
 
