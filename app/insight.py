@@ -118,12 +118,15 @@ def belief_deck(prediction: PlacePrediction, truth: tuple[float, float] | None, 
                                 wrap_longitude=True))
     layers.append(pdk.Layer("HeatmapLayer", id="belief",
                             data=[{"p": [lon, lat], "w": p} for lat, lon, p in cells],
-                            get_position="p", get_weight="w", radius_pixels=45, intensity=1.5,
-                            threshold=0.03, color_range=HEAT_COLOURS, aggregation="SUM"))
+                            get_position="p", get_weight="w", radius_pixels=60, intensity=1.2,
+                            threshold=0.03, color_range=HEAT_COLOURS))
     top = [{"p": [lon, lat], "t": str(i)} for i, (lat, lon, _) in enumerate(top_guesses(prediction), start=1)]
-    layers.append(pdk.Layer("TextLayer", id="top", data=top, get_position="p", get_text="t", get_size=18,
-                            get_color=[20, 20, 20, 255], font_weight="bold", outline_width=3,
-                            outline_color=[255, 255, 255, 255], font_settings={"sdf": True}))
+    # White labels on a dark badge: readable over any heat colour, no SDF font needed. (pydeck
+    # turns every string property into an accessor expression, so only numbers and lists here.)
+    layers.append(pdk.Layer("TextLayer", id="top", data=top, get_position="p", get_text="t", get_size=15,
+                            get_color=[255, 255, 255, 255], font_weight=700, background=True,
+                            get_background_color=[40, 40, 40, 230], background_padding=[5, 2],
+                            get_pixel_offset=[14, -14]))
     points = [{"p": [prediction.lon, prediction.lat], "c": list(colour)}]
     if truth is not None:
         points.append({"p": [truth[1], truth[0]], "c": TRUTH_RGB})

@@ -108,7 +108,7 @@ def test_play_a_round_in_a_real_browser(running_app):
 
         page.get_by_role("button", name="Guess").click()
         expect(page.get_by_text("Final score")).to_be_visible()
-        result = page.locator("[data-testid='stTable']").first
+        result = page.locator("[data-testid='stTable']").filter(has_text="distance (km)").first
         expect(result).to_contain_text(PLAYER)
         cells = result.locator("tbody tr td:nth-child(2)").all_inner_texts()  # the distance column
         assert len(cells) == 3 and all(re.fullmatch(r"[\d,]+\.\d", c.strip()) for c in cells), cells

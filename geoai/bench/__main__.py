@@ -22,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["maps"]:  # `python -m geoai.bench maps`: map loading, see geoai.bench.maps
         from geoai.bench.maps import main as maps_main
         return maps_main(argv[1:])
+    if argv[:1] == ["insight"]:  # belief and saliency time per photo, see geoai.bench.insight
+        from geoai.bench.insight import main as insight_main
+        return insight_main(argv[1:])
     if argv[:1] == ["study-zip"]:  # study import of a padded zip vs a normal one, see geoai.bench.study_zip
         from geoai.bench.study_zip import main as study_zip_main
         return study_zip_main(argv[1:])
