@@ -110,12 +110,7 @@ def belief_deck(prediction: PlacePrediction, truth: tuple[float, float] | None, 
                 map_bounds: Bounds | None, colour: Sequence[int]) -> pdk.Deck:
     """Heatmap of the head's cell probabilities, the top 3 numbered, the guess and the truth."""
     cells = list(prediction.top_cells or ())
-    layers = [pdk.Layer("SolidPolygonLayer", id="ocean", data=[{"p": [[-180, -85], [180, -85], [180, 85], [-180, 85]]}],
-                        get_polygon="p", get_fill_color=OCEAN)]
-    if borders_json:
-        layers.append(pdk.Layer("GeoJsonLayer", id="land", data=_geojson(borders_json), stroked=True, filled=True,
-                                get_fill_color=LAND, get_line_color=BORDER, line_width_min_pixels=1,
-                                wrap_longitude=True))
+    layers = base_layers(borders_json)
     layers.append(pdk.Layer("HeatmapLayer", id="belief",
                             data=[{"p": [lon, lat], "w": p} for lat, lon, p in cells],
                             get_position="p", get_weight="w", radius_pixels=60, intensity=1.2,
@@ -137,6 +132,17 @@ def belief_deck(prediction: PlacePrediction, truth: tuple[float, float] | None, 
     view = belief_view(cells, extra, map_bounds)
     return pdk.Deck(layers=layers, initial_view_state=pdk.ViewState(**view), map_style=None,
                     views=[pdk.View("MapView", controller=True)], tooltip=False)
+
+
+def base_layers(borders_json: str | None) -> list[pdk.Layer]:
+    """Sea, land and country borders (offline), under everything else."""
+    layers = [pdk.Layer("SolidPolygonLayer", id="ocean", data=[{"p": [[-180, -85], [180, -85], [180, 85], [-180, 85]]}],
+                        get_polygon="p", get_fill_color=OCEAN)]
+    if borders_json:
+        layers.append(pdk.Layer("GeoJsonLayer", id="land", data=_geojson(borders_json), stroked=True, filled=True,
+                                get_fill_color=LAND, get_line_color=BORDER, line_width_min_pixels=1,
+                                wrap_longitude=True))
+    return layers
 
 
 @functools.lru_cache(maxsize=16)

@@ -1,0 +1,237 @@
+"""The "Your photo" page: a person's own photo, guessed by both models (and by the person
+when the photo knows where it was taken).
+
+The photo is checked and stripped of its metadata by app.uploads before anything is shown,
+predicted or kept; it is kept on the server only when the person ticks the box. With an
+EXIF GPS position that position is the truth: the person guesses first on the map, then
+the person and both models are scored like a round (on the world map's scale). Without
+one, the models' guesses and beliefs are shown.
+"""
+from __future__ import annotations
+
+import html
+import logging
+
+import pandas as pd
+import pydeck as pdk
+import streamlit as st
+
+from app import formatting, insight, resources
+from app.game import score_guess
+from app.maps import Bounds
+from app.messages import without_paths
+from app.photos import show_strip
+from app.players import OpponentError, OpponentInfo
+from app.uploads import EXTENSIONS, MAX_PIXELS, MAX_UPLOAD_MB, UploadError, UploadedPhoto, keep_photo, read_upload
+from db.models import PERSON
+from geoai.scoring import WORLD_SIZE_KM
+
+log = logging.getLogger("geoai.app")
+STATE_KEY = "upload"
+# A test (or automation) may put a (lat, lon) here: handled exactly like the map's Guess.
+GUESS_KEY = "upload_guess"
+PREFERRED_MAPS = ("streetview-world-tiles", "osv5m-mapillary", "im2gps3k")  # world-wide models first
+PERSON_COLOUR, TRUTH_COLOUR = (30, 100, 230, 255), (30, 160, 60, 255)
+MODEL_COLOURS = ((230, 120, 20, 255), (150, 60, 200, 255), (200, 40, 90, 255))
+
+
+def render() -> None:
+    st.title("Your own photo")
+    st.write(f"Upload a JPEG, PNG or WEBP photo (up to {MAX_UPLOAD_MB} MB and "
+             f"{MAX_PIXELS // 1_000_000} megapixels) and see where the models think it was taken. "
+             "If the photo still holds the GPS position your camera recorded, you guess too and "
+             "all three are scored.")
+    st.caption("Everything the photo carries besides its pixels (GPS, camera, time) is removed "
+               "before it is shown or used. Nothing is kept unless you tick the box below.")
+    upload = st.file_uploader("Your photo", type=list(EXTENSIONS), key="upload_file")
+    keep = st.checkbox("Keep my photo on this server (without its metadata)", value=False, key="upload_keep")
+    if upload is None:
+        st.session_state.pop(STATE_KEY, None)
+        return
+    try:
+        photo = read_upload(upload.name, upload.getvalue())
+    except UploadError as exc:
+        st.session_state.pop(STATE_KEY, None)
+        st.error(without_paths(exc))
+        return
+    state = session_for(photo)
+    if keep:
+        keep_once(photo, state)
+    show_strip([photo.jpeg])
+    opponents = choose_models()
+    if opponents is None:
+        return
+    predictions = predict(opponents, photo, state)
+    if photo.gps is None:
+        st.info("This photo carries no GPS position, so there is no right answer to score: here is "
+                "where the models think it was taken.")
+        show_models_only(opponents, predictions, photo)
+        return
+    if state.get("person") is None:
+        st.info("This photo carries its GPS position: that is the answer. Place your guess on the map "
+                "first; then see how you and the models did.")
+        guess = person_guess(key=f"upload-map-{photo.digest[:12]}")
+        if guess is None:
+            return
+        state["person"] = guess
+    show_scores(opponents, predictions, photo, state["person"])
+
+
+def session_for(photo: UploadedPhoto) -> dict:
+    """This photo's state (models' answers, the person's guess); a new photo starts afresh."""
+    state = st.session_state.get(STATE_KEY)
+    if not state or state.get("digest") != photo.digest:
+        state = {"digest": photo.digest, "predictions": {}, "person": None, "kept": False}
+        st.session_state[STATE_KEY] = state
+    return state
+
+
+def keep_once(photo: UploadedPhoto, state: dict) -> None:
+    if state["kept"]:
+        st.caption("Your photo is kept (without its metadata).")
+        return
+    try:
+        keep_photo(photo)
+    except UploadError as exc:
+        st.warning(f"Your photo was not kept: {without_paths(exc)}")
+        return
+    state["kept"] = True
+    st.caption("Your photo is kept (without its metadata).")
+
+
+def choose_models() -> list[OpponentInfo] | None:
+    """The two models that guess: those of the map the person picks (world-wide ones first)."""
+    names = resources.map_names()
+    if not names:
+        st.error("No maps are set up on this server, so no models can guess.")
+        return None
+    default = next((names.index(m) for m in PREFERRED_MAPS if m in names), 0)
+    map_name = st.selectbox("Models trained for the map", names, index=default, key="upload_models_map",
+                            help="Each map has its own models; world-wide maps suit photos from anywhere.")
+    opponents, problems = resources.opponents_for(map_name)
+    for problem in problems:
+        log.warning(problem)
+    if not opponents:
+        st.warning("No trained models can play on this server yet, so nobody can guess your photo.")
+        return None
+    return list(opponents)
+
+
+def predict(opponents: list[OpponentInfo], photo: UploadedPhoto, state: dict) -> dict:
+    """Each model's answer (cached for this photo in the session)."""
+    players = resources.model_players()
+    missing = [o for o in opponents if o.name not in state["predictions"]]
+    if missing:
+        with st.spinner("The models are looking at your photo..."):
+            for info in missing:
+                try:
+                    state["predictions"][info.name] = players.predict_photos(info, [photo.image])
+                except OpponentError as exc:
+                    log.warning("upload: %s", exc)
+                    st.warning(f"{info.label} could not guess this photo.")
+    return state["predictions"]
+
+
+def person_guess(key: str) -> tuple[float, float] | None:
+    """The person's (lat, lon) from the world guess map, once Guess is pressed."""
+    sent = st.session_state.pop(GUESS_KEY, None)
+    if sent is not None:
+        return float(sent[0]), float(sent[1])
+    try:
+        from app.components.guess_map import guess_map
+    except ImportError:  # the click-to-guess map is not installed: type the position instead
+        return typed_guess(key)
+    return guess_map(world_deck([]), key=key, fit=(-60.0, -180.0, 75.0, 180.0))
+
+
+def typed_guess(key: str) -> tuple[float, float] | None:
+    with st.form(key):
+        lat = st.number_input("Latitude", -90.0, 90.0, 0.0, format="%.4f")
+        lon = st.number_input("Longitude", -180.0, 180.0, 0.0, format="%.4f")
+        if st.form_submit_button("Guess", type="primary"):
+            return float(lat), float(lon)
+    return None
+
+
+def colours(opponents: list[OpponentInfo]) -> dict[str, tuple[int, ...]]:
+    return {info.name: MODEL_COLOURS[i % len(MODEL_COLOURS)] for i, info in enumerate(opponents)}
+
+
+def world_deck(points: list[dict], truth: tuple[float, float] | None = None) -> pdk.Deck:
+    """Land, sea and borders of the world; each point {lat, lon, colour} with a line to the truth."""
+    from app.borders import borders_json
+
+    layers = insight.base_layers(borders_json(None))
+    if truth is not None:
+        layers.append(pdk.Layer("LineLayer", id="lines",
+                                data=[{"a": [p["lon"], p["lat"]], "b": [truth[1], truth[0]], "c": list(p["colour"])}
+                                      for p in points],
+                                get_source_position="a", get_target_position="b", get_color="c", get_width=3))
+        points = [*points, {"lat": truth[0], "lon": truth[1], "colour": TRUTH_COLOUR}]
+    if points:
+        layers.append(pdk.Layer("ScatterplotLayer", id="points",
+                                data=[{"p": [p["lon"], p["lat"]], "c": list(p["colour"])} for p in points],
+                                get_position="p", get_fill_color="c", get_line_color=[255, 255, 255, 255],
+                                stroked=True, line_width_min_pixels=2, radius_min_pixels=7, get_radius=2000))
+    if points:
+        view = Bounds.of([p["lat"] for p in points], [p["lon"] for p in points]).view(700, 420, margin=1.6)
+        view_state = pdk.ViewState(latitude=view.latitude, longitude=view.longitude, zoom=view.zoom)
+    else:
+        view_state = pdk.ViewState(latitude=20.0, longitude=10.0, zoom=0.8)
+    return pdk.Deck(layers=layers, initial_view_state=view_state, map_style=None, tooltip=False,
+                    views=[pdk.View("MapView", controller=True)])
+
+
+def legend(opponents: list[OpponentInfo], with_person: bool, with_truth: bool) -> None:
+    names = ([("You", PERSON_COLOUR)] if with_person else []) + \
+            [(o.label, colours(opponents)[o.name]) for o in opponents] + \
+            ([("the photo's GPS position", TRUTH_COLOUR)] if with_truth else [])
+    st.markdown(" &nbsp; ".join(f"<span style='color:rgb{tuple(c[:3])}'>●</span> {html.escape(n)}"
+                                for n, c in names), unsafe_allow_html=True)
+
+
+def show_models_only(opponents: list[OpponentInfo], predictions: dict, photo: UploadedPhoto) -> None:
+    points = [{"lat": predictions[o.name].lat, "lon": predictions[o.name].lon, "colour": colours(opponents)[o.name]}
+              for o in opponents if o.name in predictions]
+    st.pydeck_chart(world_deck(points), height=420, key=f"upload-guesses-{photo.digest[:12]}")
+    legend([o for o in opponents if o.name in predictions], with_person=False, with_truth=False)
+    st.table(pd.DataFrame([{"model": o.label, "guess": formatting.coordinate(*predictions[o.name].latlon),
+                            "where": insight.place_name(round(predictions[o.name].lat, 3),
+                                                        round(predictions[o.name].lon, 3))}
+                           for o in opponents if o.name in predictions]), hide_index=True)
+    show_insight(opponents, predictions, photo, truth=None)
+
+
+def show_scores(opponents: list[OpponentInfo], predictions: dict, photo: UploadedPhoto,
+                person: tuple[float, float]) -> None:
+    truth = photo.gps
+    guesses = [score_guess(PERSON, person, truth, WORLD_SIZE_KM)]
+    guesses += [score_guess(o.name, predictions[o.name].latlon, truth, WORLD_SIZE_KM)
+                for o in opponents if o.name in predictions]
+    labels = {PERSON: "You", **{o.name: o.label for o in opponents}}
+    palette = {PERSON: PERSON_COLOUR, **colours(opponents)}
+    st.subheader("Your photo was taken here")
+    left, right = st.columns([3, 2])
+    with left:
+        points = [{"lat": g.lat, "lon": g.lon, "colour": palette[g.who]} for g in guesses]
+        st.pydeck_chart(world_deck(points, truth), height=420, key=f"upload-result-{photo.digest[:12]}")
+        legend([o for o in opponents if o.name in predictions], with_person=True, with_truth=True)
+    with right:
+        frame = pd.DataFrame([{"player": labels[g.who], "distance (km)": g.distance_km, "points": g.points}
+                              for g in guesses])
+        st.table(frame.style.format({"distance (km)": formatting.km_number, "points": formatting.points}),
+                 hide_index=True)
+        best = min(guesses, key=lambda g: g.distance_km)
+        st.write(f"Closest: {labels[best.who]} ({formatting.km(best.distance_km)})")
+        st.caption("Points on the world map's scale: 5,000 within 25 m, half at about 1,000 km.")
+    show_insight(opponents, predictions, photo, truth)
+
+
+def show_insight(opponents: list[OpponentInfo], predictions: dict, photo: UploadedPhoto,
+                 truth: tuple[float, float] | None) -> None:
+    from app.borders import borders_json
+
+    palette = colours(opponents)
+    panel = [insight.Opponent(o, predictions.get(o.name), palette[o.name]) for o in opponents]
+    insight.render_panel(insight.service(resources.model_players()), panel, [photo.jpeg], truth,
+                         borders_json(None), None, key=f"upload-insight-{photo.digest[:12]}")
