@@ -16,7 +16,7 @@ if str(REPO_ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from app import page_challenge, page_leaderboard, page_models, page_play, resources  # noqa: E402
+from app import page_challenge, page_leaderboard, page_models, page_play, page_upload, resources  # noqa: E402
 
 log = logging.getLogger("geoai.app")
 

@@ -108,16 +108,20 @@ def attribution_text(credits: Sequence[str]) -> str:
 
 
 def show_strip(photos: Sequence[bytes], credits: Sequence[str] = (), *, caption_views: bool = True) -> None:
-    """Every view side by side (rows of VIEWS_PER_ROW), large, and the attribution under them."""
+    """Every view side by side (rows of VIEWS_PER_ROW), large, with the attribution: under each
+    photo when the views are credited differently, else once under the strip."""
     rows = [photos[i:i + VIEWS_PER_ROW] for i in range(0, len(photos), VIEWS_PER_ROW)]
     per_row = min(len(photos), VIEWS_PER_ROW)
+    each = len(set(c for c in credits if c)) > 1
     for r, row in enumerate(rows):
         cols = st.columns(per_row, gap="small")
         for c, (col, data) in enumerate(zip(cols, row)):
-            number = r * VIEWS_PER_ROW + c + 1
-            col.image(data, width="stretch",
-                      caption=f"View {number}" if caption_views and len(photos) > 1 else None)
-    text = attribution_text(credits)
+            number = r * VIEWS_PER_ROW + c
+            label = f"View {number + 1}" if caption_views and len(photos) > 1 else ""
+            if each and number < len(credits) and credits[number]:
+                label = f"{label}: {credits[number]}" if label else credits[number]
+            col.image(data, width="stretch", caption=label or None)
+    text = "" if each else attribution_text(credits)
     if text:
         st.caption(text)
 

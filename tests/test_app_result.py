@@ -195,3 +195,22 @@ page_models.render()
     shown = [frame.proto.arrow_data.styler.display_values for frame in frames]
     assert all(shown), "tables are not formatted"
     assert not any(str(result_env) in c for c in captions(at))
+
+
+def test_views_credited_differently_carry_their_credit_under_each_photo():
+    def strip():
+        import io
+
+        from PIL import Image
+
+        from app.photos import show_strip
+        photos = []
+        for colour in ((200, 0, 0), (0, 200, 0)):
+            out = io.BytesIO()
+            Image.new("RGB", (32, 24), colour).save(out, "JPEG")
+            photos.append(out.getvalue())
+        show_strip(photos, ["Commons · Ana / CC BY-SA 4.0", "Commons · Ben / CC0"])
+
+    at = AppTest.from_function(strip).run()
+    assert [c for i in at.get("image") for c in i.captions] == [
+        "View 1: Commons · Ana / CC BY-SA 4.0", "View 2: Commons · Ben / CC0"]
