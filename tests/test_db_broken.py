@@ -16,7 +16,7 @@ import pytest
 
 from db import GameStore, StoreError
 from db.connect import CONNECT_TIMEOUT_S
-from db_backends import game_record
+from db_backends import game_record, make_db_url  # noqa: F401 - a fixture
 
 
 def sqlite_store(path: Path) -> GameStore:
@@ -193,4 +193,28 @@ def test_a_closed_port_is_a_clear_error():
     store = GameStore(f"postgresql+psycopg://geoai@127.0.0.1:{port}/geoai")
     with pytest.raises(StoreError, match="cannot reach the database server"):
         store.maps()
+    store.dispose()
+
+
+def test_a_postgres_statement_stuck_behind_a_lock_fails_after_the_statement_timeout(make_db_url):
+    """The server answers but the save cannot proceed (a table locked by someone else): the
+    save fails with a clear message after the statement timeout instead of hanging."""
+    from sqlalchemy import create_engine, text
+
+    from db.connect import STATEMENT_TIMEOUT_MS
+    url = make_db_url("postgresql")
+    store = GameStore(url)
+    store.save_game(game_record("Ana"))
+    blocker = create_engine(url)
+    with blocker.connect() as conn, conn.begin():
+        conn.execute(text("LOCK TABLE game IN ACCESS EXCLUSIVE MODE"))
+        started = time.monotonic()
+        with pytest.raises(StoreError, match=f"took longer than {STATEMENT_TIMEOUT_MS // 1000} s to answer"):
+            store.save_game(game_record("Ben"))
+        waited = time.monotonic() - started
+    assert STATEMENT_TIMEOUT_MS / 1000 - 1 <= waited < 3 * STATEMENT_TIMEOUT_MS / 1000, waited
+    assert store.game_count() == 1  # nothing half-saved; the store works again once the lock is gone
+    store.save_game(game_record("Ben"))
+    assert store.game_count() == 2
+    blocker.dispose()
     store.dispose()
