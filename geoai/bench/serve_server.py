@@ -1,6 +1,9 @@
 """The game's Streamlit server with request timing, as the load test starts it:
 
-    python -m geoai.bench.serve_server TIMING.jsonl [streamlit run options...]
+    python geoai/bench/serve_server.py TIMING.jsonl [streamlit run options...]
+
+(run by path, not with -m: importing the geoai.bench package would load torch into the
+server, which the game itself does not need for precomputed opponents).
 
 Runs `streamlit run app/main.py` in this process after wrapping two methods of Streamlit's
 AppSession, so every script-run request is timed where the server sees it: from the moment
@@ -53,7 +56,7 @@ def install_timing(log_path: Path) -> None:
 
 def main(argv: list[str]) -> int:
     if not argv:
-        print("usage: python -m geoai.bench.serve_server TIMING.jsonl [streamlit options]", file=sys.stderr)
+        print("usage: python geoai/bench/serve_server.py TIMING.jsonl [streamlit options]", file=sys.stderr)
         return 2
     install_timing(Path(argv[0]))
     from streamlit.web import cli
