@@ -324,7 +324,8 @@ def fill(slot, future: Future, opponent: Opponent, views: int) -> None:
         return
     with slot.container():
         show_strip(list(looked.overlays), caption_views=views > 1)
-        st.caption(f"{looked.caption} It explains {looked.target}.")
+        traced = f" Traced from {looked.target}." if looked.caption.startswith("Grad-CAM") else ""
+        st.caption(looked.caption + traced)
 
 
 @st.cache_resource(show_spinner=False)

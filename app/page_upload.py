@@ -55,26 +55,32 @@ def render() -> None:
         st.error(without_paths(exc))
         return
     state = session_for(photo)
-    if keep:
-        keep_once(photo, state)
-    show_strip([photo.jpeg])
-    opponents = choose_models()
+    photo_col, main_col = st.columns([2, 3])
+    with photo_col:
+        show_strip([photo.jpeg])
+        if keep:
+            keep_once(photo, state)
+        opponents = choose_models()
     if opponents is None:
         return
     predictions = predict(opponents, photo, state)
-    if photo.gps is None:
-        st.info("This photo carries no GPS position, so there is no right answer to score: here is "
-                "where the models think it was taken.")
-        show_models_only(opponents, predictions, photo)
-        return
-    if state.get("person") is None:
-        st.info("This photo carries its GPS position: that is the answer. Place your guess on the map "
-                "first; then see how you and the models did.")
-        guess = person_guess(key=f"upload-map-{photo.digest[:12]}")
-        if guess is None:
-            return
-        state["person"] = guess
-    show_scores(opponents, predictions, photo, state["person"])
+    with main_col:
+        if photo.gps is None:
+            st.info("This photo carries no GPS position, so there is no right answer to score: here is "
+                    "where the models think it was taken.")
+            show_models_only(opponents, predictions, photo)
+        elif state.get("person") is None:
+            st.info("This photo carries its GPS position: that is the answer. Place your guess on the map "
+                    "first; then see how you and the models did.")
+            guess = person_guess(key=f"upload-map-{photo.digest[:12]}")
+            if guess is None:
+                return
+            state["person"] = guess
+            st.rerun()  # draw the scores in place of the map
+        else:
+            show_scores(opponents, predictions, photo, state["person"])
+    # With a right answer, the models' beliefs wait for the person's guess (no copying).
+    show_insight(opponents, predictions, photo, photo.gps)
 
 
 def session_for(photo: UploadedPhoto) -> dict:
@@ -199,7 +205,6 @@ def show_models_only(opponents: list[OpponentInfo], predictions: dict, photo: Up
                             "where": insight.place_name(round(predictions[o.name].lat, 3),
                                                         round(predictions[o.name].lon, 3))}
                            for o in opponents if o.name in predictions]), hide_index=True)
-    show_insight(opponents, predictions, photo, truth=None)
 
 
 def show_scores(opponents: list[OpponentInfo], predictions: dict, photo: UploadedPhoto,
@@ -211,20 +216,16 @@ def show_scores(opponents: list[OpponentInfo], predictions: dict, photo: Uploade
     labels = {PERSON: "You", **{o.name: o.label for o in opponents}}
     palette = {PERSON: PERSON_COLOUR, **colours(opponents)}
     st.subheader("Your photo was taken here")
-    left, right = st.columns([3, 2])
-    with left:
-        points = [{"lat": g.lat, "lon": g.lon, "colour": palette[g.who]} for g in guesses]
-        st.pydeck_chart(world_deck(points, truth), height=420, key=f"upload-result-{photo.digest[:12]}")
-        legend([o for o in opponents if o.name in predictions], with_person=True, with_truth=True)
-    with right:
-        frame = pd.DataFrame([{"player": labels[g.who], "distance (km)": g.distance_km, "points": g.points}
-                              for g in guesses])
-        st.table(frame.style.format({"distance (km)": formatting.km_number, "points": formatting.points}),
-                 hide_index=True)
-        best = min(guesses, key=lambda g: g.distance_km)
-        st.write(f"Closest: {labels[best.who]} ({formatting.km(best.distance_km)})")
-        st.caption("Points on the world map's scale: 5,000 within 25 m, half at about 1,000 km.")
-    show_insight(opponents, predictions, photo, truth)
+    points = [{"lat": g.lat, "lon": g.lon, "colour": palette[g.who]} for g in guesses]
+    st.pydeck_chart(world_deck(points, truth), height=420, key=f"upload-result-{photo.digest[:12]}")
+    legend([o for o in opponents if o.name in predictions], with_person=True, with_truth=True)
+    frame = pd.DataFrame([{"player": labels[g.who], "distance (km)": g.distance_km, "points": g.points}
+                          for g in guesses])
+    st.table(frame.style.format({"distance (km)": formatting.km_number, "points": formatting.points}),
+             hide_index=True)
+    best = min(guesses, key=lambda g: g.distance_km)
+    st.write(f"Closest: {labels[best.who]} ({formatting.km(best.distance_km)})")
+    st.caption("Points on the world map's scale: 5,000 within 25 m, half at about 1,000 km.")
 
 
 def show_insight(opponents: list[OpponentInfo], predictions: dict, photo: UploadedPhoto,

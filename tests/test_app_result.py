@@ -128,8 +128,7 @@ def test_final_recap_every_round_with_chart(result_env):
         for who, guess in result.guesses.items():
             name = play.game.display_name(who)
             assert name in names
-            assert row[f"{name}: distance"] == formatting.km(guess.distance_km)
-            assert row[f"{name}: points"] == formatting.points(guess.points)
+            assert row[name] == f"{formatting.km(guess.distance_km)} · {formatting.points(guess.points)} pts"
     chart = at.get("vega_lite_chart")
     assert chart, "no points chart"
     spec = json.loads(chart[0].proto.spec)

@@ -77,6 +77,7 @@ def test_gps_photo_person_guesses_first_then_all_three_are_scored(upload_env, se
     assert not at.exception and not at.error, texts(at, "error")
     assert any("carries its GPS position" in t for t in texts(at, "info"))
     assert not [t for t in at.table if "distance (km)" in t.value]  # no scores before the person guesses
+    assert "What the models believed" not in texts(at, "subheader")  # nor the models' beliefs
     assert not (upload_env / "kept").exists() or not any((upload_env / "kept").iterdir())  # nothing kept
 
     at.session_state["upload_guess"] = (45.0, 16.0)
