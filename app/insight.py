@@ -86,7 +86,7 @@ def top_guesses_frame(prediction: PlacePrediction | None, truth: tuple[float, fl
 
     rows = []
     for rank, (lat, lon, probability) in enumerate(top_guesses(prediction), start=1):
-        row = {"#": rank, "where": f"{place_name(round(lat, 3), round(lon, 3))} ({formatting.coordinate(lat, lon)})".strip(),
+        row = {"rank": rank, "where": f"{place_name(round(lat, 3), round(lon, 3))} ({formatting.coordinate(lat, lon)})".strip(),
                "probability": formatting.percent(probability)}
         if truth is not None:
             row["from the truth"] = formatting.km(distance_km((lat, lon), truth))

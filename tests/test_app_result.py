@@ -80,7 +80,7 @@ def test_result_shows_belief_and_where_each_model_looked(result_env):
     weights = [point["w"] for point in heat[0]["data"]]
     assert all(0 <= w <= 1 for w in weights) and sum(weights) <= 1 + 1e-6
     top = next(t.value for t in at.table if "probability" in t.value)
-    assert list(top["#"]) == [1, 2, 3]
+    assert list(top["rank"]) == [1, 2, 3]
     shares = [float(p.rstrip("%").lstrip("<")) for p in top["probability"]]
     assert shares == sorted(shares, reverse=True) and all(p.endswith("%") for p in top["probability"])
     assert all(d.endswith(" km") for d in top["from the truth"])
