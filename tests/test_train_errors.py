@@ -91,7 +91,8 @@ def test_evaluate_a_broken_bundle(tmp_path, capsys, shared_data):
     bundle.mkdir()
     fails_with(capsys, ["evaluate", "--bundle", str(bundle), "--data", str(shared_data / "osv5m-mapillary")],
                "config.json is missing")
-    (bundle / "config.json").write_text(json.dumps({"format": "geoai-bundle/1", "backbone": {}, "fusion": "none",
+    (bundle / "config.json").write_text(json.dumps({"format": "geoai-bundle/1", "fusion": "none",
+                                                    "backbone": {"name": "resnet-50", "source": "microsoft/resnet-50"},
                                                     "head": {"type": "linear-mse", "embed_dim": 4,
                                                              "coord_mean": [0, 0], "coord_std": [1, 1]}}))
     fails_with(capsys, ["evaluate", "--bundle", str(bundle), "--data", str(shared_data / "osv5m-mapillary")],
