@@ -12,7 +12,9 @@ PLAY_MAPS="${GEOAI_PLAY_MAPS:-croatia-streetview streetview-world-tiles}"
 $PY -m train convert-offline
 for map in $PLAY_MAPS; do
   if [ -f "runs/play-$map/results.json" ]; then
-    continue  # already trained; `rm -rf runs/play-$map` to retrain
+    # Already trained (`rm -rf runs/play-$map` to retrain); published with the game's answers?
+    [ -f "${GEOAI_MODELS_DIR:-models}/predictions/$map.sqlite" ] || $PY -m train publish "runs/play-$map"
+    continue
   fi
   echo "Training the game's models on $map (once; a few minutes on a CPU)..."
   $PY -m train --data "$GEOAI_DATA_DIR/$map" --backbones "$PLAY_BACKBONES" \

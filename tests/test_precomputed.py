@@ -292,3 +292,53 @@ def test_publish_without_the_dataset_says_what_to_do(published, tmp_path, capsys
     assert main(["publish", str(run), "--models-dir", str(tmp_path / "models"), "--no-predictions"]) == 0
     assert len(discover_bundles(tmp_path / "models")) == 2
     assert not predictions_path(tmp_path / "models", GAME_MAP).exists()
+
+
+@pytest.mark.slow
+def test_serve_memory_benchmark_reports_both_modes(published, shared_data, tmp_path, monkeypatch, capsys):
+    from geoai.bench.__main__ import main as bench_main
+
+    for key, value in game_environment(shared_data, tmp_path).items():
+        monkeypatch.setenv(key, value)
+    assert bench_main(["serve-memory", "--models", str(published["models"]), "--map", GAME_MAP, "--rounds", "1"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    modes = {row["mode"]: row for row in report["modes"]}
+    assert modes["precomputed"]["torch_imported"] is False and modes["live"]["torch_imported"] is True
+    for row in modes.values():
+        assert row["rounds"] == 1 and row["rss_after_mib"] > 0 and row["guess_to_result_p50_ms"] > 0
+
+
+@pytest.mark.slow
+def test_where_they_looked_loads_the_models_only_when_asked(published, shared_data, tmp_path, monkeypatch):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from test_app_play import MAIN, click_map, no_errors, start
+
+    for key, value in {**game_environment(shared_data, tmp_path), "GEOAI_MODELS_DIR": str(published["models"])}.items():
+        monkeypatch.setenv(key, value)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    try:
+        at = AppTest.from_file(MAIN, default_timeout=300).run()
+        start(at, "Curious", rounds=1)
+        click_map(at, 45.0, 16.0)
+        at.button(key=f"guess-{at.session_state['play'].map_key}").click().run()
+        no_errors(at)
+        from app import resources
+
+        players = resources.model_players()
+        assert not players._bundles  # answered from the file
+        overlays = [i for i in at.get("image") if any(c.startswith("View") for c in i.captions)]
+        assert not overlays
+        show = next(b for b in at.button if b.label == "Show where they looked")
+        with single_torch_thread():
+            show.click().run()
+        no_errors(at)
+        overlays = [i for i in at.get("image") if any(c.startswith("View") for c in i.captions)]
+        views = len(at.session_state["play"].last_result.place.image_paths)
+        assert sum(len(i.value) for i in overlays) == 2 * views  # both models, every view
+        assert len(players._bundles) == 2
+    finally:
+        st.cache_resource.clear()
+        st.cache_data.clear()

@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["serve"]:  # `python -m geoai.bench serve`: load test of the running game, see geoai.bench.serve
         from geoai.bench.serve import main as serve_main
         return serve_main(argv[1:])
+    if argv[:1] == ["serve-memory"]:  # the game process's RSS and round time, precomputed vs live opponents
+        from geoai.bench.serve_memory import main as serve_memory_main
+        return serve_memory_main(argv[1:])
     if argv[:1] == ["study-zip"]:  # study import of a padded zip vs a normal one, see geoai.bench.study_zip
         from geoai.bench.study_zip import main as study_zip_main
         return study_zip_main(argv[1:])
