@@ -16,7 +16,6 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from geoai.data import ImageError, open_image
-from geoai.explain import photo_digest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 UPLOADS_DIR_ENV = "GEOAI_UPLOADS_DIR"
@@ -42,6 +41,8 @@ class UploadedPhoto:
 
     @property
     def digest(self) -> str:
+        from geoai.explain import photo_digest  # geoai.explain imports torch: not at the game's start
+
         return photo_digest(self.jpeg)
 
 
