@@ -10,8 +10,12 @@ import re
 import time
 from dataclasses import dataclass, field
 
+from streamlit.proto.WidgetStates_pb2 import WidgetState
+
 from geoai.bench.streamlit_client import ClientError, Page, StreamlitSession
 
+GUESS_MAP = "guess_map"  # the round's map component (its name ends with this)
+INTERNAL_KEY_PREFIX = "$$STREAMLIT_INTERNAL_KEY"
 SAVED = re.compile(r"Saved to the leaderboard \(game #(\d+)\)")
 
 
@@ -28,7 +32,7 @@ class GameOutcome:
 def start_game(session: StreamlitSession, player: str, rounds: int) -> Page:
     page = session.run()
     name = page.widget("text_input", "Your name")
-    count = page.widget("number_input", "Rounds")
+    count = page.widget("number_input", "Rounds")  # the label may go on: "Rounds (1-10)"
     start = page.widget("button", "Start game")
     session.set_string(name.id, player)
     session.set_int(count.id, rounds)
@@ -41,8 +45,40 @@ def start_game(session: StreamlitSession, player: str, rounds: int) -> Page:
 
 def submit_guess(session: StreamlitSession, page: Page, rng: random.Random) -> tuple[str, Page, float]:
     """Place a guess on the round's map and press Guess; returns the pressed widget's id, the
-    result page and the seconds from the press to the result (client side). The map is
-    pydeck's pick grid: a selection of one of its cells."""
+    result page and the seconds from the press to the result (client side)."""
+    maps = [e.bidi_component for e in page.of_type("bidi_component")
+            if e.bidi_component.component_name.endswith(GUESS_MAP)]
+    if maps:
+        return _guess_on_component(session, maps[0], rng)
+    return _guess_on_pick_grid(session, page, rng)
+
+
+def _guess_on_component(session: StreamlitSession, component, rng: random.Random) -> tuple[str, Page, float]:
+    """The guess map (a Components v2 component): clicks stay in the browser, and the Guess
+    button sends one (lat, lon) as the component's "guess" event, tagged with its round."""
+    kind = component.WhichOneof("data")
+    data = json.loads(component.json if kind == "json" else component.mixed.json)
+    south, west, north, east = _frame(data)
+    lat, lon = rng.uniform(south, north), rng.uniform(west, east)
+    events_id = f"{INTERNAL_KEY_PREFIX}_{component.id}__events"  # Streamlit's trigger id for the events
+    payload = [{"event": "guess", "value": {"lat": lat, "lon": lon, "round": data.get("id")}}]
+    started = time.perf_counter()
+    page = session.run({events_id: WidgetState(id=events_id, json_trigger_value=json.dumps(payload))})
+    return events_id, page, time.perf_counter() - started
+
+
+def _frame(data: dict) -> tuple[float, float, float, float]:
+    """(south, west, north, east) the map opens on, else the whole world."""
+    fit = data.get("fit")
+    if isinstance(fit, list) and len(fit) == 2:
+        (west, south), (east, north) = fit
+        if west <= east:
+            return south, west, north, east
+    return -60.0, -180.0, 70.0, 180.0
+
+
+def _guess_on_pick_grid(session: StreamlitSession, page: Page, rng: random.Random) -> tuple[str, Page, float]:
+    """pydeck's pick grid: a selection of one of its cells, then the Guess button."""
     charts = page.of_type("deck_gl_json_chart")
     if not charts:
         raise ClientError(f"no map on the round's page: {page.summary()}")

@@ -32,15 +32,16 @@ class Page:
         return [e for e in self.elements if e.WhichOneof("type") == kind]
 
     def widget(self, kind: str, label: str):
-        """The widget (its proto, e.g. Button) of this type and label; ClientError if absent."""
+        """The widget (its proto, e.g. Button) of this type whose label is or starts with
+        `label`; ClientError if absent."""
         for element in self.of_type(kind):
             proto = getattr(element, kind)
-            if getattr(proto, "label", None) == label:
+            if str(getattr(proto, "label", "")).startswith(label):
                 return proto
         raise ClientError(f"no {kind} labelled {label!r} on the page; it shows: {self.summary()}")
 
     def has_widget(self, kind: str, label: str) -> bool:
-        return any(getattr(getattr(e, kind), "label", None) == label for e in self.of_type(kind))
+        return any(str(getattr(getattr(e, kind), "label", "")).startswith(label) for e in self.of_type(kind))
 
     def texts(self) -> list[str]:
         """Visible text: markdown, headings, alerts, captions, exceptions."""
