@@ -1,13 +1,18 @@
 """Game logic without Streamlit: places, rounds, distances, points and the winner.
 
-A game is a fixed sequence of places (one per round). In each round the person and every
+A game is a sequence of places (one per round). In each round the person and every
 model opponent guess a position; distances are great circles (geopy) and points follow
 the GeoGuessr formula with the map's size (geoai.scoring).
+
+Nothing a map or a model does can block a game: a place whose photo cannot be read is
+replaced by another drawn from the map (or dropped, leaving fewer rounds), and a model
+that fails is out for the rest of the game; each leaves a short note for the player.
 """
 from __future__ import annotations
 
+import logging
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -18,8 +23,11 @@ from db.records import GameRecord, GuessRecord, RoundRecord
 from geoai.geodesy import validate_coordinates
 from geoai.scoring import geoguessr_points
 
+log = logging.getLogger("geoai.app")
+
 DEFAULT_ROUNDS = 5
 MAX_ROUNDS = 20
+MAX_SKIPS = 50  # photos checked in vain before a game plays fewer rounds: bounded time on a broken map
 
 
 class GameError(ValueError):
@@ -82,9 +90,39 @@ def _checked_position(position: object, who: str) -> tuple[float, float]:
     return lat, lon
 
 
+@dataclass(frozen=True)
+class Note:
+    """Something the player should know about a round (a photo skipped, a model out):
+    short, and never a server path (those go to the log)."""
+    round_number: int
+    text: str
+    kind: str = "photo"  # "photo": a place was skipped; "model": a model left the game
+
+
+def place_problem(place: Place) -> str | None:
+    """Why a place cannot be played (a view that does not decode fully), or None."""
+    from geoai.data import ImageError, check_image  # decoding needs Pillow only when checking
+
+    if not place.image_paths:
+        return "it has no photo"
+    for path in place.image_paths:
+        try:
+            check_image(path, level="full")
+        except ImageError as exc:
+            return str(exc)
+        except Exception as exc:  # any failure to decode is a bad photo, never a blocked game
+            return f"{path}: {type(exc).__name__}: {exc}"
+    return None
+
+
 @dataclass
 class Game:
-    """A game in progress: `places[i]` is round i+1; results fill up as rounds are played."""
+    """A game in progress: `places[i]` is round i+1; results fill up as rounds are played.
+
+    `pool`: the map's places, to draw a replacement for an unplayable one (with `rng`);
+    `opponents`: the models still playing; `dropped`: those out, with why; `notes`: what
+    the player is told about skipped rounds and dropped models.
+    """
     player_name: str
     map_name: str
     map_size_km: float
@@ -92,10 +130,18 @@ class Game:
     opponents: tuple[str, ...] = ()
     results: list[RoundResult] = field(default_factory=list)
     started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    pool: Sequence[Place] = ()
+    rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
+    dropped: dict[str, str] = field(default_factory=dict)
+    notes: list[Note] = field(default_factory=list)
+    skipped: list[Place] = field(default_factory=list)
+    starting_opponents: tuple[str, ...] = field(init=False, default=())  # colours stay put when one leaves
 
     def __post_init__(self) -> None:
         if not self.places:
             raise GameError("a game needs at least one place")
+        self.places = list(self.places)
+        self.starting_opponents = tuple(self.opponents)
         if PERSON in self.opponents:
             raise GameError(f"an opponent may not be called {PERSON!r}")
         if not self.map_size_km > 0:
@@ -120,6 +166,62 @@ class Game:
             raise GameError("the game is over: there is no current round")
         return self.places[len(self.results)]
 
+    def skip_unplayable(self, problem_of: Callable[[Place], str | None] = place_problem) -> list[Note]:
+        """Replace (or drop) the current place while its photos cannot be read; the notes
+        added. Each skipped place is logged with its reason. Ends the game early when no
+        playable place is left after at least one round."""
+        added: list[Note] = []
+        while not self.is_over:
+            place = self.current_place
+            reason = problem_of(place)
+            if reason is None:
+                break
+            index = len(self.results)
+            log.warning("skipping place %s of map %s in round %d: %s", place.location_id, self.map_name,
+                        index + 1, reason)
+            self.skipped.append(place)
+            replacement = self._draw_replacement()
+            if replacement is not None:
+                self.places[index] = replacement  # type: ignore[index]
+                text = f"The photo of round {index + 1} could not be read, so another place was drawn."
+            else:
+                del self.places[index]  # type: ignore[attr-defined]
+                text = (f"A photo could not be read and no other place was left, so this game has "
+                        f"{self.rounds_total} round{'s' if self.rounds_total != 1 else ''}.")
+            added.append(Note(index + 1, text))
+        self.notes += added
+        if not self.places:
+            raise GameError("none of the photos drawn for this game can be read; try another map")
+        return added
+
+    def _draw_replacement(self) -> Place | None:
+        """The first place of the pool not yet drawn, from a random start (no copy of the
+        pool, whatever its size); None when none is left or too many were skipped."""
+        if not self.pool or len(self.skipped) >= MAX_SKIPS:
+            return None
+        used = {p.location_id for p in (*self.places, *self.skipped)}
+        start = self.rng.randrange(len(self.pool))
+        for step in range(len(self.pool)):
+            candidate = self.pool[(start + step) % len(self.pool)]
+            if candidate.location_id not in used:
+                return candidate
+        return None
+
+    def drop_opponent(self, name: str, reason: str) -> Note:
+        """Take a model out for the rest of the game (its earlier guesses stay recorded)."""
+        if name not in self.opponents:
+            raise GameError(f"{name!r} is not playing")
+        log.warning("model %s leaves the game on map %s in round %d: %s", name, self.map_name,
+                    self.round_number, reason)
+        self.opponents = tuple(o for o in self.opponents if o != name)
+        self.dropped[name] = reason
+        note = Note(self.round_number, f"{name} could not guess and is out of this game.", "model")
+        self.notes.append(note)
+        return note
+
+    def notes_for(self, round_number: int, kind: str) -> list[str]:
+        return [n.text for n in self.notes if n.round_number == round_number and n.kind == kind]
+
     def play_round(self, person_guess: tuple[float, float],
                    model_guesses: Mapping[str, tuple[float, float]]) -> RoundResult:
         """Score the current round's guesses, record them and move to the next round."""
@@ -142,7 +244,8 @@ class Game:
         totals = {who: 0 for who in (PERSON, *self.opponents)}
         for result in self.results:
             for who, guess in result.guesses.items():
-                totals[who] += guess.points
+                if who in totals:  # a model that left the game is no longer ranked
+                    totals[who] += guess.points
         return totals
 
     def winners(self) -> list[str]:

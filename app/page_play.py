@@ -115,6 +115,8 @@ def render_round(play: PlaySession) -> None:
     handle_click(play, st.session_state.pop(CLICK_KEY, None))
 
     scoreboard(play)
+    for note in game.notes_for(game.round_number, "photo"):
+        st.info(note)
     page_challenge.render_timer(play, lambda: confirm_guess(play, opponents))
     photos.show_place(place.image_paths, data_dir() / game.map_name)
     map_col = st.container()
@@ -160,12 +162,24 @@ def confirm_guess(play: PlaySession, opponents) -> None:
     started = time.perf_counter()
     try:
         with st.spinner("The models are guessing..."):
-            play.confirm(lambda place: players.predict(opponents, place))
+            play.confirm(lambda place: predict_each(players, opponents, place))
     except (GameError, OpponentError) as exc:
         st.error(without_paths(exc))
         return
     log.info("round answered in %.3f s", time.perf_counter() - started)
     st.rerun()
+
+
+def predict_each(players, opponents, place) -> dict:
+    """Each model's guess, or the OpponentError that keeps it from guessing (it then leaves
+    the game; the others play on)."""
+    answers: dict = {}
+    for info in opponents:
+        try:
+            answers.update(players.predict([info], place))
+        except OpponentError as exc:
+            answers[info.name] = exc
+    return answers
 
 
 def current_opponents(play: PlaySession):
@@ -189,7 +203,7 @@ def show_table(frame: pd.DataFrame) -> None:
 
 def result_map(play: PlaySession) -> None:
     game, result = play.game, play.last_result
-    colours = guess_colours([PERSON, *game.opponents])
+    colours = guess_colours([PERSON, *game.starting_opponents])
     markers = [Marker(game.display_name(g.who), g.lat, g.lon, colours[g.who]) for g in result.guesses.values()]
     truth = Marker("truth", result.place.lat, result.place.lon, tuple(TRUTH_COLOUR))
     deck = result_deck(resources.game_map(game.map_name).bounds, play.grid.world,
@@ -206,6 +220,8 @@ def render_result(play: PlaySession) -> None:
         result_map(play)
     with right:
         show_table(result_table(play))
+        for note in play.game.notes_for(result.number, "model"):
+            st.info(note)
         closest = result.ranking()[0]
         st.write(f"Closest: {play.game.display_name(closest.who)} ({formatting.km(closest.distance_km)})")
         if st.button("Next round", type="primary", key=f"next-{play.map_key}"):
@@ -218,7 +234,7 @@ def show_insight(play: PlaySession) -> None:
     """What the models believed and where they looked, drawn after the scores are on the page."""
     game, place = play.game, play.last_result.place
     players = resources.model_players()
-    colours = guess_colours([PERSON, *game.opponents])
+    colours = guess_colours([PERSON, *game.starting_opponents])
     opponents = [insight.Opponent(info, players.prediction(info, place), colours[info.name])
                  for info in current_opponents(play)]
     shown = [p for p in map(photos.shown_or_none, place.image_paths) if p]
@@ -243,7 +259,9 @@ def render_final(play: PlaySession) -> None:
     if st.button("Play again", type="primary"):
         play.reset()
         st.rerun()
-    recap.show_recap(game, guess_colours([PERSON, *game.opponents]))
+    for note in game.notes:
+        st.caption(note.text)
+    recap.show_recap(game, guess_colours([PERSON, *game.starting_opponents]))
     st.subheader(f"Round {play.last_result.number}: the photo was taken here")
     left, right = st.columns([3, 2])
     with left:

@@ -11,11 +11,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from app.game import DEFAULT_ROUNDS, Game, GameError, Place, RoundResult, choose_places
+from app.game import DEFAULT_ROUNDS, Game, GameError, Place, RoundResult, choose_places, place_problem
 from app.pickgrid import PickGrid
 from db.names import validate_player_name
 
-Predictor = Callable[[Place], Mapping[str, tuple[float, float]]]
+# name -> (lat, lon), or the exception that kept that model from guessing (it is dropped)
+Predictor = Callable[[Place], Mapping[str, tuple[float, float] | Exception]]
 
 
 class Phase(str, Enum):
@@ -36,15 +37,19 @@ class PlaySession:
     saved_game_id: int | None = None
     save_error: str | None = None
     game_serial: int = 0  # changes per game: fresh map widgets
+    problem_of: Callable[[Place], str | None] = place_problem  # why a place cannot be played
 
     def start(self, player_name: str, map_name: str, map_size_km: float, places: Sequence[Place],
               grid: PickGrid, opponents: Sequence[str], rounds: int = DEFAULT_ROUNDS,
               rng: random.Random | None = None) -> Game:
         """Begin a game (InvalidPlayerName / GameError with a clear message on bad input)."""
         name = validate_player_name(player_name)
+        rng = rng or random.Random()
         chosen = choose_places(places, rounds, rng)
-        self.game = Game(player_name=name, map_name=map_name, map_size_km=map_size_km,
-                         places=chosen, opponents=tuple(opponents))
+        game = Game(player_name=name, map_name=map_name, map_size_km=map_size_km,
+                    places=chosen, opponents=tuple(opponents), pool=places, rng=rng)
+        game.skip_unplayable(self.problem_of)
+        self.game = game
         self.grid = grid
         self.phase = Phase.GUESSING
         self.guess = self.anchor = self.last_result = None
@@ -78,7 +83,11 @@ class PlaySession:
             raise GameError("there is no round waiting for a guess")
         if self.guess is None:
             raise GameError("click the map to place your guess first")
-        model_guesses = predict(self.game.current_place) if self.game.opponents else {}
+        answers = predict(self.game.current_place) if self.game.opponents else {}
+        for name, answer in answers.items():
+            if isinstance(answer, Exception):
+                self.game.drop_opponent(name, str(answer))
+        model_guesses = {n: a for n, a in answers.items() if not isinstance(a, Exception)}
         self.last_result = self.game.play_round(self.guess, model_guesses)
         self.phase = Phase.FINISHED if self.game.is_over else Phase.RESULT
         return self.last_result
@@ -86,7 +95,8 @@ class PlaySession:
     def next_round(self) -> None:
         if self.phase is not Phase.RESULT:
             raise GameError("the round is not finished yet")
-        self.phase = Phase.GUESSING
+        self.game.skip_unplayable(self.problem_of)
+        self.phase = Phase.FINISHED if self.game.is_over else Phase.GUESSING
         self.guess = self.anchor = None
 
     def save(self, save_game: Callable) -> int | None:
@@ -99,6 +109,6 @@ class PlaySession:
 
     def reset(self) -> None:
         """Back to the setup form (keeps the serial so widgets stay fresh)."""
-        serial = self.game_serial
+        serial, problem_of = self.game_serial, self.problem_of
         self.__init__()  # type: ignore[misc]
-        self.game_serial = serial
+        self.game_serial, self.problem_of = serial, problem_of

@@ -120,7 +120,7 @@ def croatia_grid():
 
 
 def test_session_click_guess_result_finish(croatia_grid):
-    play = PlaySession()
+    play = PlaySession(problem_of=lambda place: None)  # made-up paths: no photo to check
     play.start("  Ana ", "test-map", 421.0, PLACES, croatia_grid, ["beit"], rounds=2, rng=random.Random(0))
     assert play.phase is Phase.GUESSING and play.game.player_name == "Ana"
     with pytest.raises(GameError, match="click the map"):
