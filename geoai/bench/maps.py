@@ -1,7 +1,8 @@
 """`python -m geoai.bench maps [--places N] [--keep DIR]`: time and peak memory of loading maps.
 
-Generates image-folder maps in a temporary folder (one tiny JPEG hard-linked for every
-place, so 100,000 places cost no disk) and loads each the way the game does
+Generates image-folder maps in a temporary folder (tiny JPEGs hard-linked across places,
+a fresh source file every LINKS_PER_SOURCE links, below every filesystem's link limit, so
+100,000 places cost almost no disk) and loads each the way the game does
 (`app.maps.load_map`, then its view), printing one line per map and a last JSON line.
 A map must load in time and memory that grow with its number of places, never with its
 area: Fiji across the antimeridian, places around both poles, the whole world and a
@@ -11,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -57,18 +60,57 @@ MAPS: dict[str, tuple[int, Generator]] = {
 }
 
 
+# ext4 allows 65,000 links to a file, XFS and btrfs more; stay well under all of them.
+LINKS_PER_SOURCE = 10_000
+
+
+class ViewFiles:
+    """Places one small JPEG at many paths: hard links to a source file, a new source every
+    LINKS_PER_SOURCE links (or when the filesystem refuses another link), plain copies
+    where the filesystem has no hard links at all."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.sources = 0
+        self.links = 0
+        self.can_link = True
+        self._new_source()
+
+    def _new_source(self) -> None:
+        self.source = self.folder / f"view-{self.sources:04d}.jpg"
+        Image.new("RGB", (32, 24), (90, 120, 80)).save(self.source, "JPEG")
+        self.sources += 1
+        self.links = 0
+
+    def place(self, target: Path) -> None:
+        if self.links >= LINKS_PER_SOURCE:
+            self._new_source()
+        if self.can_link:
+            try:
+                os.link(self.source, target)
+                self.links += 1
+                return
+            except OSError as exc:
+                if exc.errno == errno.EMLINK:  # this source is full: start another
+                    self._new_source()
+                    return self.place(target)
+                if exc.errno not in (errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EOPNOTSUPP):
+                    raise
+                self.can_link = False  # no hard links here: copy the few hundred bytes
+        shutil.copyfile(self.source, target)
+
+
 def write_map(folder: Path, lats: np.ndarray, lons: np.ndarray) -> None:
-    """An image folder of one view per place, every view a hard link to one small JPEG."""
+    """An image folder of one view per place, the views hard links to a few small JPEGs."""
     images = folder / "images"
     images.mkdir(parents=True)
-    source = folder / "view.jpg"
-    Image.new("RGB", (32, 24), (90, 120, 80)).save(source, "JPEG")
+    views = ViewFiles(folder)
     with (folder / "metadata.csv").open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["file_name", "lat", "lon", "location_id"])
         for i, (lat, lon) in enumerate(zip(lats, lons, strict=True)):
             name = f"images/{i:06d}.jpg"
-            os.link(source, folder / name)
+            views.place(folder / name)
             writer.writerow([name, f"{lat:.6f}", f"{lon:.6f}", f"p{i:06d}"])
 
 
