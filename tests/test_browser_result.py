@@ -132,5 +132,23 @@ def test_result_recap_and_upload_screens(classifier_app, tmp_path):
             page.get_by_role("link", name="Your photo").click()
             page.locator("input[type='file']").set_input_files(str(photo))
             expect(page.get_by_text("This photo carries its GPS position", exact=False)).to_be_visible()
+            guess_on_upload_map(page)
+            expect(page.get_by_text("Your photo was taken here")).to_be_visible()
+            wait_for_insight(page, expect)
             screenshot(page, "result-upload.png")
         browser.close()
+
+
+def guess_on_upload_map(page) -> None:
+    """Click the world map near its centre, then press the map's Guess button."""
+    page.wait_for_function("() => { const m = window.__geoaiMap && window.__geoaiMap.last; "
+                           "return m && m.ready && m.key.startsWith('upload-map') && m.frames() > 0; }",
+                           timeout=120_000)
+    page.wait_for_timeout(300)
+    canvas = page.evaluate("window.__geoaiMap.last.canvas()")
+    x, y = canvas["left"] + canvas["width"] * 0.52, canvas["top"] + canvas["height"] * 0.35
+    page.mouse.move(x - 15, y - 10)
+    page.mouse.move(x, y, steps=3)
+    page.mouse.click(x, y)
+    page.wait_for_function("() => window.__geoaiMap.last.pin() !== null", timeout=10_000)
+    page.locator(".gm-guess").click()
