@@ -14,7 +14,7 @@ Nothing stale is ever served:
   one line whether the map changed since the file was written.
 
 Layout (format "geoai-predictions/1"):
-    meta(key, value)                      format, map name
+    meta(key, value)                      format, map name, data folder
     bundles(bundle, digest, fingerprint, places, head, written)
     predictions(bundle, place, place_digest, lat, lon, cells)  cells: float64 (lat, lon, p)
                                                                 triples, most likely first
@@ -128,7 +128,8 @@ CREATE TABLE IF NOT EXISTS predictions (
 
 
 def write_predictions(path: str | Path, map_name: str, bundle: str, digest: str, fingerprint: str,
-                      answers: Iterable[tuple[PlaceLike, PlacePrediction]], head: str = "") -> int:
+                      answers: Iterable[tuple[PlaceLike, PlacePrediction]], head: str = "",
+                      data_dir: str | Path | None = None) -> int:
     """Put one bundle's answers into a map's file, replacing that bundle's older rows.
 
     Other bundles' rows are kept. The file is rebuilt beside and swapped in (os.replace), so
@@ -154,6 +155,8 @@ def write_predictions(path: str | Path, map_name: str, bundle: str, digest: str,
                 conn.executescript(_SCHEMA)
                 conn.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", (FORMAT,))
                 conn.execute("INSERT OR REPLACE INTO meta VALUES ('map', ?)", (str(map_name),))
+                if data_dir is not None:  # where the map was read: lets publishing refresh it later
+                    conn.execute("INSERT OR REPLACE INTO meta VALUES ('data_dir', ?)", (str(data_dir),))
                 conn.execute("DELETE FROM predictions WHERE bundle = ?", (bundle,))
                 count = 0
                 for place, answer in answers:
@@ -199,6 +202,7 @@ class PredictionFile:
             raise PredictionsError(f"{self.path} has format {meta.get('format')!r}; this geoai reads {FORMAT!r} "
                                    "(run `python -m train publish` again)")
         self.map_name = str(meta.get("map", ""))
+        self.data_dir = str(meta.get("data_dir", ""))
         self.bundles = {r[0]: BundleEntry(*r) for r in rows}
 
     def close(self) -> None:

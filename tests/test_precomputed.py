@@ -342,3 +342,49 @@ def test_where_they_looked_loads_the_models_only_when_asked(published, shared_da
     finally:
         st.cache_resource.clear()
         st.cache_data.clear()
+
+
+def test_predictions_for_a_map_played_with_bundles_trained_elsewhere(published, shared_data, tmp_path, capsys):
+    models = copy_models(published, tmp_path)
+    other = shared_data / "osv5m-mapillary"
+    with single_torch_thread():
+        assert main(["predictions", str(other), "--models-dir", str(models)]) == 0
+    out = capsys.readouterr().out
+    places = load_map(other).places
+    file = PredictionFile(predictions_path(models, "osv5m-mapillary"))
+    assert file.map_name == "osv5m-mapillary"
+    assert sorted(file.bundles) == sorted(GAME_BUNDLES)  # the two the game plays there, one per family
+    assert all(e.places == len(places) and e.fingerprint == split_fingerprint(places) for e in file.bundles.values())
+    assert f"tiny-beit-linear: answers for {len(places)} test places" in out
+    players = ModelPlayers(models_dir=models)
+    opponents = [info(models, n) for n in GAME_BUNDLES]
+    assert players.warm_up(opponents, "osv5m-mapillary", places) == {} and not players._bundles
+    assert set(players.predictions(opponents, places[0])) == set(GAME_BUNDLES) and not players._bundles
+    assert main(["predictions", str(tmp_path / "no-such-map"), "--models-dir", str(models)]) == 1
+    assert "no-such-map" in capsys.readouterr().err
+
+
+def test_republishing_refreshes_other_maps_answers_or_says_how(published, shared_data, tmp_path, capsys):
+    from safetensors.numpy import load_file, save_file
+
+    run = _fake_run(tmp_path, published, shared_data / GAME_MAP)
+    models = tmp_path / "models"
+    other = tmp_path / "maps" / "osv5m-mapillary"  # a link, so the test can take the map away
+    other.parent.mkdir()
+    other.symlink_to(shared_data / "osv5m-mapillary", target_is_directory=True)
+    head = run / "bundles" / "tiny-resnet-linear" / "head.safetensors"
+    with single_torch_thread():
+        assert main(["publish", str(run), "--models-dir", str(models)]) == 0
+        assert main(["predictions", str(other), "--models-dir", str(models)]) == 0
+        save_file({k: v * 2 for k, v in load_file(str(head)).items()}, str(head))  # retrained
+        assert main(["publish", str(run), "--models-dir", str(models)]) == 0
+    bundle = models / f"{GAME_MAP}-tiny-resnet"
+    for name in (GAME_MAP, "osv5m-mapillary"):  # both maps answer with the new weights
+        assert PredictionFile(predictions_path(models, name)).bundles[bundle.name].digest == weights_digest(bundle)
+    assert "predicting osv5m-mapillary" in capsys.readouterr().err
+    other.unlink()
+    save_file({k: v * 2 for k, v in load_file(str(head)).items()}, str(head))
+    with single_torch_thread():
+        assert main(["publish", str(run), "--models-dir", str(models)]) == 0
+    err = capsys.readouterr().err
+    assert "by their former weights" in err and "python -m train predictions" in err

@@ -5,6 +5,7 @@
     python -m train backbones
     python -m train convert-offline [--out checkpoints]
     python -m train publish RUN [--models-dir DIR] [--metric mean_km] [--data DIR] [--no-predictions]
+    python -m train predictions MAP_DIR [MAP_DIR ...] [--models-dir DIR] [--all]
 
 User mistakes (missing folders, dataset problems, unknown names, unavailable weights)
 print one clear message and exit with status 1, without a traceback.
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from train.errors import TrainError
 
-COMMANDS = ("run", "evaluate", "backbones", "convert-offline", "publish")
+COMMANDS = ("run", "evaluate", "backbones", "convert-offline", "publish", "predictions")
 
 
 def _run_parser(sub: argparse._SubParsersAction) -> None:
@@ -80,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="the run's dataset folder, if it moved (for the game's precomputed answers)")
     p.add_argument("--no-predictions", action="store_false", dest="predictions",
                    help="publish the models only; the game then predicts with them live")
+
+    p = sub.add_parser("predictions", help="write the game's precomputed answers for maps whose models were "
+                                           "trained on other maps (publish does it for a run's own map)")
+    p.add_argument("maps", nargs="+", metavar="MAP_DIR", help="dataset folders (maps)")
+    p.add_argument("--models-dir", dest="models_dir", help="default GEOAI_MODELS_DIR or <repo>/models")
+    p.add_argument("--all", action="store_true", dest="every_bundle",
+                   help="every bundle in the models folder, not only those the game plays on the map")
     return parser
 
 
@@ -161,8 +169,16 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_predictions(args: argparse.Namespace) -> int:
+    from train.precompute import precompute_maps
+
+    for item in precompute_maps(args.maps, args.models_dir, args.every_bundle):
+        print(f"{item.bundle.name}: answers for {item.places} test places -> {item.path}")
+    return 0
+
+
 HANDLERS = {"run": _cmd_run, "evaluate": _cmd_evaluate, "backbones": _cmd_backbones,
-            "convert-offline": _cmd_convert, "publish": _cmd_publish}
+            "convert-offline": _cmd_convert, "publish": _cmd_publish, "predictions": _cmd_predictions}
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from geoai.bundle_files import default_models_dir, weights_digest
+from geoai.bundle_files import default_models_dir, discover_bundles, weights_digest
 from geoai.precomputed import predictions_path, split_fingerprint, write_predictions
 from train.errors import TrainError
 
@@ -71,6 +71,65 @@ def precompute_map(bundle_dirs: Sequence[Path], data_dir: str | Path, models_dir
                 progress(f"predicting {label}: {len(answers)}/{len(places)} places")
                 last = now
         count = write_predictions(target, game_map.name, bundle_dir.name, weights_digest(bundle_dir), fingerprint,
-                                  answers, head=str(bundle.config["head"].get("type", "")))
+                                  answers, head=str(bundle.config["head"].get("type", "")),
+                                  data_dir=Path(data_dir).absolute())
         done.append(Precomputed(bundle_dir, target, count, time.monotonic() - started))
+    return done
+
+
+def bundles_for_map(map_name: str, models_dir: str | Path | None = None) -> list[Path]:
+    """The bundles the game plays on a map: one per backbone family (app.players.choose_opponents)."""
+    from app.players import choose_opponents, read_opponents
+
+    infos, _ = read_opponents(discover_bundles(models_dir))
+    return [info.path for info in choose_opponents(infos, map_name)]
+
+
+def precompute_maps(map_dirs: Sequence[str | Path], models_dir: str | Path | None = None, every_bundle: bool = False,
+                    progress: Callable[[str], None] = _stderr) -> list[Precomputed]:
+    """Write the answers for maps whose models were trained elsewhere (or any map, again).
+
+    For each map folder: the bundles the game would play there (every bundle with
+    every_bundle), into <models_dir>/predictions/<map>.sqlite.
+    """
+    models = Path(models_dir) if models_dir is not None else default_models_dir()
+    done = []
+    for map_dir in map_dirs:
+        map_dir = Path(map_dir)
+        bundles = discover_bundles(models) if every_bundle else bundles_for_map(map_dir.name, models)
+        if not bundles:
+            raise TrainError(f"no model bundles in {models}: publish a run first (python -m train publish RUN)")
+        done += precompute_map(bundles, map_dir, models, progress)
+    return done
+
+
+def refresh_other_maps(bundle_dirs: Sequence[Path], done_map: str, models_dir: str | Path | None = None,
+                       progress: Callable[[str], None] = _stderr) -> list[Precomputed]:
+    """After publishing: maps whose files hold answers of these bundles by older weights get new ones.
+
+    Without the map's data folder (moved or deleted), says how to refresh it instead; until
+    then the game predicts those bundles live on that map (the stale answers are never used).
+    """
+    from geoai.precomputed import PredictionFile, PredictionsError
+
+    models = Path(models_dir) if models_dir is not None else default_models_dir()
+    folder = predictions_path(models, done_map).parent
+    done = []
+    for path in sorted(folder.glob("*.sqlite")) if folder.is_dir() else []:
+        try:
+            file = PredictionFile(path)
+            file.close()
+        except PredictionsError as exc:
+            progress(f"warning: {exc}")
+            continue
+        if file.map_name == done_map:
+            continue
+        stale = [b for b in bundle_dirs if b.name in file.bundles and file.bundles[b.name].digest != weights_digest(b)]
+        if not stale:
+            continue
+        if file.data_dir and (Path(file.data_dir) / "metadata.csv").is_file():
+            done += precompute_map(stale, file.data_dir, models, progress)
+        else:
+            progress(f"warning: {path} holds answers of {', '.join(b.name for b in stale)} by their former weights; "
+                     f"they are not used: run `python -m train predictions DIR/{file.map_name}`")
     return done

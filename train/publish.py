@@ -13,7 +13,7 @@ from pathlib import Path
 
 from geoai.bundle_files import default_models_dir
 from train.errors import TrainError
-from train.precompute import precompute_map
+from train.precompute import precompute_map, refresh_other_maps
 
 # Metrics where a larger value is better; every *_km metric is better smaller.
 HIGHER_IS_BETTER = {"mean_points", "country_accuracy", "within_1km", "within_25km", "within_200km",
@@ -112,4 +112,6 @@ def publish_run(run_dir: str | Path, models_dir: str | Path | None = None,
         written = precompute_map([p.target for p in published], data, target_root,
                                  **({"progress": progress} if progress else {}))
         published = [replace(p, predictions=w.path, places=w.places) for p, w in zip(published, written)]
+        refresh_other_maps([p.target for p in published], results["dataset"]["name"], target_root,
+                           **({"progress": progress} if progress else {}))
     return published
