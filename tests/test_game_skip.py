@@ -13,7 +13,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from app.game import Game, GameError, Place, place_problem
+from app.game import GameError, Place, place_problem
 from app.pickgrid import build_pick_grid
 from app.players import OpponentError
 from app.session import Phase, PlaySession
