@@ -178,32 +178,55 @@ def write_predictions(path: str | Path, map_name: str, bundle: str, digest: str,
 
 
 class PredictionFile:
-    """A map's predictions file, opened read-only; thread-safe (one connection behind a lock)."""
+    """A map's predictions file, opened read-only; thread-safe (one connection behind a lock).
+
+    Publishing swaps in a new file (os.replace); lookups notice (one stat each) and read the
+    new one, so a running game serves the answers of the bundles now on disk.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        if not self.path.is_file():
-            raise PredictionsError(f"{self.path} does not exist")
         self._lock = threading.Lock()
+        self._conn, self._identity = self._open()
+
+    def _open(self) -> tuple[sqlite3.Connection, tuple]:
         try:
-            self._conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=CONNECT_TIMEOUT_S,
-                                         check_same_thread=False)
+            stat = self.path.stat()
+        except OSError as exc:
+            raise PredictionsError(f"{self.path} does not exist") from exc
+        if not self.path.is_file():
+            raise PredictionsError(f"{self.path} is not a file")
+        try:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=CONNECT_TIMEOUT_S,
+                                   check_same_thread=False)
         except sqlite3.Error as exc:
             raise PredictionsError(f"{self.path} cannot be opened: {exc}") from exc
         try:
-            meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
-            rows = self._conn.execute(
-                "SELECT bundle, digest, fingerprint, places, head, written FROM bundles").fetchall()
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            rows = conn.execute("SELECT bundle, digest, fingerprint, places, head, written FROM bundles").fetchall()
         except sqlite3.Error as exc:
-            self._conn.close()
+            conn.close()
             raise PredictionsError(f"{self.path} is not a predictions file ({exc})") from exc
         if meta.get("format") != FORMAT:
-            self._conn.close()
+            conn.close()
             raise PredictionsError(f"{self.path} has format {meta.get('format')!r}; this geoai reads {FORMAT!r} "
                                    "(run `python -m train publish` again)")
         self.map_name = str(meta.get("map", ""))
         self.data_dir = str(meta.get("data_dir", ""))
         self.bundles = {r[0]: BundleEntry(*r) for r in rows}
+        return conn, (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+    def _follow_replacement(self) -> None:
+        """Reopen when the file on disk was replaced since it was opened."""
+        try:
+            stat = self.path.stat()
+        except OSError as exc:
+            raise PredictionsError(f"{self.path} is gone") from exc
+        if (stat.st_ino, stat.st_size, stat.st_mtime_ns) == self._identity:
+            return
+        conn, identity = self._open()
+        old, self._conn, self._identity = self._conn, conn, identity
+        old.close()
 
     def close(self) -> None:
         with self._lock:
@@ -212,6 +235,7 @@ class PredictionFile:
     def _query(self, sql: str, args: tuple) -> list[tuple]:
         try:
             with self._lock:
+                self._follow_replacement()
                 return self._conn.execute(sql, args).fetchall()
         except sqlite3.Error as exc:
             raise PredictionsError(f"{self.path} cannot be read: {exc}") from exc
@@ -225,11 +249,11 @@ class PredictionFile:
 
         Valid means written by weights with this digest, for this very place (same digest).
         """
+        rows = self._query("SELECT place_digest, lat, lon, cells FROM predictions WHERE bundle = ? AND place = ?",
+                           (bundle, str(place.location_id)))  # first: it follows a replaced file
         entry = self.bundles.get(bundle)
         if entry is None or entry.digest != digest:
             return None
-        rows = self._query("SELECT place_digest, lat, lon, cells FROM predictions WHERE bundle = ? AND place = ?",
-                           (bundle, str(place.location_id)))
         if not rows or rows[0][0] != place_digest(place):
             return None
         _, lat, lon, cells = rows[0]

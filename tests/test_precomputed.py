@@ -388,3 +388,17 @@ def test_republishing_refreshes_other_maps_answers_or_says_how(published, shared
         assert main(["publish", str(run), "--models-dir", str(models)]) == 0
     err = capsys.readouterr().err
     assert "by their former weights" in err and "python -m train predictions" in err
+
+
+def test_an_open_file_follows_a_republished_one(tmp_path, published):
+    path = tmp_path / "predictions" / "m.sqlite"
+    place = published["places"][0]
+    write_predictions(path, "m", "a", "old weights", "f", [(place, PlacePrediction(1.0, 2.0))])
+    file = PredictionFile(path)  # as a running game holds it
+    assert file.lookup("a", "old weights", place) == PlacePrediction(1.0, 2.0)
+    write_predictions(path, "m", "a", "new weights", "f", [(place, PlacePrediction(3.0, 4.0))])  # publish again
+    assert file.lookup("a", "old weights", place) is None
+    assert file.lookup("a", "new weights", place) == PlacePrediction(3.0, 4.0)
+    path.unlink()
+    with pytest.raises(PredictionsError, match="is gone"):
+        file.lookup("a", "new weights", place)
