@@ -129,6 +129,10 @@ def test_container_plays_a_game_into_postgresql(docker_ready, shared_data, tmp_p
               f"(Guess -> result: {', '.join(f'{s:.2f} s' for s in outcome.guess_client_s)}); "
               f"saved as game #{outcome.game_id}")
         assert outcome.game_id is not None, outcome.save_error
+        for asset in sorted(outcome.assets):  # the map's scripts, served by the container itself
+            with urllib.request.urlopen(f"{url}{asset}", timeout=30) as response:
+                assert response.status == 200 and len(response.read()) > 1000, asset
+        print(f"map scripts served: {', '.join(sorted(outcome.assets)) or 'none'}")
 
         row = sql(db, password, "SELECT p.name, g.map_name, g.rounds_played, count(r.id) FROM game g "
                       "JOIN player p ON p.id = g.player_id JOIN round r ON r.game_id = g.id "

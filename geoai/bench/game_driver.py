@@ -27,6 +27,7 @@ class GameOutcome:
     guess_ids: list[str] = field(default_factory=list)  # widget ids whose press was a Guess
     guess_client_s: list[float] = field(default_factory=list)  # Guess -> result page, client side
     save_error: str = ""
+    assets: set[str] = field(default_factory=set)  # URL paths the round's map loads in the browser
 
 
 def start_game(session: StreamlitSession, player: str, rounds: int) -> Page:
@@ -58,6 +59,8 @@ def _guess_on_component(session: StreamlitSession, component, rng: random.Random
     button sends one (lat, lon) as the component's "guess" event, tagged with its round."""
     kind = component.WhichOneof("data")
     data = json.loads(component.json if kind == "json" else component.mixed.json)
+    libraries = data.get("lib") if isinstance(data.get("lib"), dict) else {}
+    session.assets.update(str(url) for url in libraries.values())
     south, west, north, east = _frame(data)
     lat, lon = rng.uniform(south, north), rng.uniform(west, east)
     events_id = f"{INTERNAL_KEY_PREFIX}_{component.id}__events"  # Streamlit's trigger id for the events
@@ -118,6 +121,7 @@ def play_game(url: str, player: str, rounds: int, *, seed: int = 0, timeout_s: f
                 if errors:
                     raise ClientError(f"round {number} failed: {errors[0]}")
                 page = session.click(page.widget("button", "Next round").id)
+        outcome.assets = set(session.assets)
         saved = [m for t in page.texts() if (m := SAVED.search(t))]
         if saved:
             outcome.game_id = int(saved[0].group(1))

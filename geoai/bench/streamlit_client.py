@@ -78,6 +78,7 @@ class StreamlitSession:
         self.widgets: dict[str, WidgetState] = {}  # values the "browser" holds, sent with every run
         self.session_id = ""
         self.page_script_hash = ""
+        self.assets: set[str] = set()  # URL paths a browser would load for the page's components
         self._connection = self._ws = None
 
     def __enter__(self) -> "StreamlitSession":
