@@ -20,7 +20,6 @@ from app import formatting, insight, resources
 from app.game import score_guess
 from app.maps import Bounds
 from app.messages import without_paths
-from app.photos import show_strip
 from app.players import OpponentError, OpponentInfo
 from app.uploads import EXTENSIONS, MAX_PIXELS, MAX_UPLOAD_MB, UploadError, UploadedPhoto, keep_photo, read_upload
 from db.models import PERSON
@@ -57,7 +56,7 @@ def render() -> None:
     state = session_for(photo)
     photo_col, main_col = st.columns([2, 3])
     with photo_col:
-        show_strip([photo.jpeg])
+        st.image(photo.jpeg, width="stretch")
         if keep:
             keep_once(photo, state)
         opponents = choose_models()

@@ -25,6 +25,7 @@ SHOWN_MAX_SIDE = 1280  # larger photos are scaled down: the strip never needs mo
 THUMB_MAX_SIDE = 240
 JPEG_QUALITY = 88
 VIEWS_PER_ROW = 5
+MIN_COLUMNS = 3
 ATTRIBUTION_COLUMNS = ("source", "license")
 PHOTO_CACHE_SIZE = 512
 
@@ -111,7 +112,8 @@ def show_strip(photos: Sequence[bytes], credits: Sequence[str] = (), *, caption_
     """Every view side by side (rows of VIEWS_PER_ROW), large, with the attribution: under each
     photo when the views are credited differently, else once under the strip."""
     rows = [photos[i:i + VIEWS_PER_ROW] for i in range(0, len(photos), VIEWS_PER_ROW)]
-    per_row = min(len(photos), VIEWS_PER_ROW)
+    # At least MIN_COLUMNS columns: one or two photos stay photo-sized instead of page-wide.
+    per_row = min(max(len(photos), MIN_COLUMNS), VIEWS_PER_ROW)
     each = len(set(c for c in credits if c)) > 1
     for r, row in enumerate(rows):
         cols = st.columns(per_row, gap="small")
