@@ -56,6 +56,19 @@ def start_game(page, url: str, rounds: int) -> None:
 
 def guess_round(page, expect, where: float) -> None:
     """Click the round's map at a fraction of its width, then press Guess."""
+    if component_map(page):  # the click-to-guess map: the pin and Guess live in the browser
+        page.wait_for_function(
+            "() => { const m = window.__geoaiMap.last; return m && m.ready && m.key.startsWith('guessmap')"
+            " && m.pin() === null && m.frames() > 0; }", timeout=180_000)
+        page.wait_for_timeout(300)
+        canvas = page.evaluate("window.__geoaiMap.last.canvas()")
+        x, y = canvas["left"] + canvas["width"] * where, canvas["top"] + canvas["height"] * 0.5
+        page.mouse.move(x - 15, y - 10)
+        page.mouse.move(x, y, steps=3)
+        page.mouse.click(x, y)
+        page.wait_for_function("() => window.__geoaiMap.last.pin() !== null", timeout=10_000)
+        page.locator(".gm-guess").click()
+        return
     expect(page.get_by_text("Click the map to place your guess.")).to_be_visible()
     canvas = page.locator("[data-testid='stDeckGlJsonChart'] canvas").first
     expect(canvas).to_be_visible()
@@ -73,6 +86,12 @@ def guess_round(page, expect, where: float) -> None:
         except AssertionError:
             continue
     page.get_by_role("button", name="Guess").click()
+
+
+def component_map(page) -> bool:
+    """Whether the round's map is the click-to-guess component (else the pickable pydeck grid)."""
+    page.wait_for_selector("[data-testid='stDeckGlJsonChart'] canvas, .gm-guess", timeout=180_000)
+    return page.locator(".gm-guess").count() > 0
 
 
 def screenshot(page, name: str) -> Path:
