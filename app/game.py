@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 from geopy.distance import great_circle
@@ -55,6 +55,7 @@ class Guess:
     lon: float
     distance_km: float
     points: int
+    timed_out: bool = False  # the round timer ran out: 0 points wherever the pin was
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,7 @@ class Game:
     places: Sequence[Place]
     opponents: tuple[str, ...] = ()
     results: list[RoundResult] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)  # opponent name -> what people read
     started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     pool: Sequence[Place] = ()
     rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
@@ -223,8 +225,12 @@ class Game:
         return [n.text for n in self.notes if n.round_number == round_number and n.kind == kind]
 
     def play_round(self, person_guess: tuple[float, float],
-                   model_guesses: Mapping[str, tuple[float, float]]) -> RoundResult:
-        """Score the current round's guesses, record them and move to the next round."""
+                   model_guesses: Mapping[str, tuple[float, float]], *,
+                   person_timed_out: bool = False) -> RoundResult:
+        """Score the current round's guesses, record them and move to the next round.
+
+        person_timed_out: the round timer ran out; the person's guess (their pin, or where
+        the map was centred) scores 0 points, the models are scored as usual."""
         place = self.current_place
         missing = set(self.opponents) - set(model_guesses)
         unknown = set(model_guesses) - set(self.opponents)
@@ -233,6 +239,8 @@ class Game:
                             f"missing {sorted(missing)}, unexpected {sorted(unknown)}")
         truth = (place.lat, place.lon)
         guesses = {PERSON: score_guess(PERSON, person_guess, truth, self.map_size_km)}
+        if person_timed_out:
+            guesses[PERSON] = replace(guesses[PERSON], points=0, timed_out=True)
         for name in self.opponents:
             guesses[name] = score_guess(name, model_guesses[name], truth, self.map_size_km)
         result = RoundResult(number=self.round_number, place=place, guesses=guesses)
@@ -257,7 +265,7 @@ class Game:
         return [who for who, points in totals.items() if points == best]
 
     def display_name(self, who: str) -> str:
-        return self.player_name if who == PERSON else who
+        return self.player_name if who == PERSON else self.labels.get(who, who)
 
     def winner_text(self) -> str:
         names = [self.display_name(w) for w in self.winners()]

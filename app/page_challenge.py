@@ -4,14 +4,12 @@ of the Play page that a challenge's link (``?challenge=CODE``) changes.
 Everyone who opens the link plays the same places in the same order: the places are drawn
 with ``random.Random(seed)`` from the map's held-out places, exactly as a normal game draws
 them. A name's first finished game counts on the board, later ones are practice (db.store).
-With a timer, a round's guess is taken as it stands when the time is up (or the first click
-after it).
+With a timer, the map counts each round down; at 0 the round scores 0 for the person (the
+models still play), as in any timed game.
 """
 from __future__ import annotations
 
-import math
 import random
-import time
 from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
@@ -21,7 +19,7 @@ import streamlit as st
 from app import formatting, resources
 from app.game import DEFAULT_ROUNDS, MAX_ROUNDS
 from app.messages import without_paths
-from app.session import Phase, PlaySession
+from app.session import PlaySession
 from db.challenges import DEFAULT_BASE_URL, MAX_SEED, MAX_TIMER_SECONDS, QUERY_PARAMETER, ChallengeInfo, challenge_link
 from db.names import MAX_NAME_LENGTH
 from db.store import StoreError
@@ -75,6 +73,7 @@ def places_rng(challenge: ChallengeInfo | None) -> random.Random | None:
 
 def remember(play: PlaySession, challenge: ChallengeInfo | None) -> None:
     """Mark the game just started as played from `challenge` (or from none)."""
+    play.challenge = challenge  # kept with the game: a reload resumes it as a challenge game
     games = st.session_state.setdefault(GAMES_KEY, {})
     if challenge is None:
         games.pop(play.game_serial, None)
@@ -83,34 +82,12 @@ def remember(play: PlaySession, challenge: ChallengeInfo | None) -> None:
 
 
 def challenge_of(play: PlaySession) -> ChallengeInfo | None:
-    entry = st.session_state.get(GAMES_KEY, {}).get(play.game_serial) if play.game is not None else None
-    return entry["challenge"] if entry else None
+    return play.challenge if play.game is not None else None
 
 
 def note_counted(play: PlaySession, counted: bool) -> None:
-    entry = st.session_state.get(GAMES_KEY, {}).get(play.game_serial)
-    if entry is not None:
-        entry["counted"] = counted
-
-
-def render_timer(play: PlaySession, confirm: Callable[[], None]) -> None:
-    """A challenge round's countdown; when it ends the guess is taken as it stands."""
-    challenge = challenge_of(play)
-    if challenge is None or not challenge.timer_seconds:
-        return
-    deadline = st.session_state.setdefault(f"deadline-{play.map_key}", time.time() + challenge.timer_seconds)
-
-    @st.fragment(run_every=1.0)
-    def countdown() -> None:
-        left = deadline - time.time()
-        if left > 0:
-            st.progress(min(1.0, left / challenge.timer_seconds), text=f"⏱ {math.ceil(left)} s left")
-        elif play.phase is Phase.GUESSING and play.guess is not None:
-            confirm()
-        else:
-            st.warning("Time is up: your next click on the map is your guess.")
-
-    countdown()
+    games = st.session_state.setdefault(GAMES_KEY, {})
+    games.setdefault(play.game_serial, {"challenge": play.challenge, "counted": None})["counted"] = counted
 
 
 def saved_note(play: PlaySession) -> None:
@@ -118,8 +95,8 @@ def saved_note(play: PlaySession) -> None:
     challenge = challenge_of(play)
     if challenge is None:
         return
-    entry = st.session_state[GAMES_KEY][play.game_serial]
-    if entry["counted"] is False:
+    entry = st.session_state.get(GAMES_KEY, {}).get(play.game_serial, {})
+    if entry.get("counted") is False:
         st.info(f"You had already finished challenge {challenge.code} under this name: this game was practice "
                 "and the board keeps your first one.")
     else:

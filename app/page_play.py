@@ -1,45 +1,69 @@
-"""The Play page: setup form, rounds (photo + clickable map), results, final standings."""
+"""The Play page: setup form, rounds (photo + map), results, final standings."""
 from __future__ import annotations
 
 import logging
+import os
 import time
+from types import SimpleNamespace
 
 import pandas as pd
+import pandas.io.formats.style  # noqa: F401 - its templates compile once here, not on the first result
 import streamlit as st
 
 from app import formatting, insight, page_challenge, photos, recap, resources, saving
+from app.components.guess_map import LegendEntry, guess_map, map_event
 from app.game import DEFAULT_ROUNDS, MAX_ROUNDS, GameError
+from app.identity import TRUTH, Identity, identities, styled_players
+from app.live_games import new_game_id
 from app.maps import MapError, data_dir
 from app.messages import without_paths
-from app.pickgrid import PickError
 from app.players import OpponentError
-from app.session import Phase, PlaySession
-from app.views import GRID_LAYER, REFINE_LAYER, TRUTH_COLOUR, Marker, guess_colours, play_deck, result_deck
+from app.session import MAX_TIMER_S, MIN_TIMER_S, Phase, PlaySession
+from app.views import ONLINE_TILES, Marker, frame_of, play_deck, result_deck, result_frame
 from db.models import PERSON
 from db.names import MAX_NAME_LENGTH, InvalidPlayerName
 
 log = logging.getLogger("geoai.app")
 SESSION_KEY = "play"
-# A test (or automation) may put {"cell": h3 id, "layer": "grid"|"refine"} here: it is
-# handled exactly like a click on the map (Streamlit's AppTest cannot click deck.gl).
-CLICK_KEY = "map_click"
+GAME_PARAM = "game"  # the URL's query parameter holding the game id
+# A test (or automation) may put (lat, lon) here: it is handled exactly like a guess sent
+# by the map's Guess button (Streamlit's AppTest cannot run the map's JavaScript).
+GUESS_KEY = "map_guess"
+ROUND_MAP_HEIGHT = 540
+RESULT_MAP_HEIGHT = 460
 
 
 def session() -> PlaySession:
-    if SESSION_KEY not in st.session_state:
-        st.session_state[SESSION_KEY] = PlaySession()
-    return st.session_state[SESSION_KEY]
+    """This browser tab's game: the one in session state, else the one the URL names
+    (a reload), else a fresh setup."""
+    play = st.session_state.get(SESSION_KEY)
+    wanted = st.query_params.get(GAME_PARAM)
+    if play is not None and (not wanted or wanted == play.game_id):
+        return play
+    if wanted:
+        found = resources.live_games().get(wanted)
+        if found is not None:
+            st.session_state[SESSION_KEY] = found
+            return found
+        st.session_state["resume_notice"] = ("That game is no longer available (games are kept for a "
+                                             "while on this server only). Start a new one below.")
+        del st.query_params[GAME_PARAM]
+    play = PlaySession()
+    st.session_state[SESSION_KEY] = play
+    return play
 
 
 def render() -> None:
+    if os.environ.get("GEOAI_LOG_SCRIPT_RUNS") == "1":  # the browser tests count script runs
+        print("geoai script run", flush=True)
     play = session()
     if play.phase is Phase.SETUP:
         render_setup(play)
     elif play.phase is Phase.GUESSING:
         render_round(play)
-    elif play.phase is Phase.RESULT:
+    if play.phase is Phase.RESULT:  # also straight after a guess, in the same run
         render_result(play)
-    else:
+    elif play.phase is Phase.FINISHED:
         render_final(play)
 
 
@@ -51,6 +75,9 @@ def render_setup(play: PlaySession) -> None:
         return
     st.title("Where was this photo taken?")
     st.write("Click the map where you think each photo was taken, then compare with two AI models.")
+    notice = st.session_state.pop("resume_notice", None)
+    if notice:
+        st.info(notice)
     names = resources.map_names()
     if not names:
         log.warning("no maps found in %s", data_dir())
@@ -62,25 +89,35 @@ def render_setup(play: PlaySession) -> None:
         name = st.text_input("Your name", max_chars=MAX_NAME_LENGTH, key="player_name")
         default = names.index("croatia-streetview") if "croatia-streetview" in names else 0
         map_name = st.selectbox("Map", names, index=default, key="map_name")
-        rounds = st.number_input("Rounds", min_value=1, max_value=MAX_ROUNDS, value=DEFAULT_ROUNDS, key="rounds")
+        # No min/max here: an out-of-range value gets a message instead of being ignored.
+        rounds = st.number_input(f"Rounds (1-{MAX_ROUNDS})", value=DEFAULT_ROUNDS, step=1, key="rounds")
+        timer = st.number_input(f"Seconds per round ({MIN_TIMER_S}-{MAX_TIMER_S}; 0 = no timer)",
+                                value=0, step=10, key="timer_s")
         started = st.form_submit_button("Start game", type="primary")
     if started:
-        start_game(play, name, map_name, int(rounds))
+        start_game(play, name, map_name, rounds, timer)
 
 
-def start_game(play: PlaySession, name: str, map_name: str, rounds: int, challenge=None) -> None:
+def start_game(play: PlaySession, name: str, map_name: str, rounds, timer_s=0, challenge=None) -> None:
+    if challenge is not None:
+        timer_s = challenge.timer_seconds or 0
     try:
         game_map = resources.game_map(map_name)
-        grid = resources.pick_grid(map_name)
         opponents, problems = resources.opponents_for(map_name)
-        play.start(name, map_name, game_map.size_km, game_map.places, grid,
-                   [o.name for o in opponents], rounds, rng=page_challenge.places_rng(challenge))
+        game_id = new_game_id()
+        play.start(name, map_name, game_map.size_km, game_map.places, [o.name for o in opponents],
+                   rounds, timer_s=timer_s, game_id=game_id, rng=page_challenge.places_rng(challenge))
+        # Every screen (recap, tables, leaderboard) names the models as people read them.
+        play.game.labels = {w: i.label for w, i in identities(play.game.player_name, opponents).items()
+                            if w != PERSON}
         page_challenge.remember(play, challenge)
     except (InvalidPlayerName, GameError, MapError) as exc:
         st.error(without_paths(exc))
         return
     for problem in problems:
         log.warning(problem)
+    resources.live_games().put(game_id, play)
+    st.query_params[GAME_PARAM] = game_id
     st.rerun()
 
 
@@ -96,15 +133,25 @@ def opponents_note(map_name: str) -> None:
         st.warning(without_paths(problem))
 
 
+# -- who is who ------------------------------------------------------------------------------
+def players(play: PlaySession) -> dict[str, Identity]:
+    """Each player's label and colour, the same on every view (app.identity)."""
+    infos = {info.name: info for info in resources.all_opponents()[0]}
+    opponents = [infos.get(name) or SimpleNamespace(name=name, label=name, family="")
+                 for name in play.game.starting_opponents]  # a model that left keeps its colour
+    return identities(play.game.player_name, opponents)
+
+
 # -- a round -------------------------------------------------------------------------------
 def scoreboard(play: PlaySession) -> None:
     game = play.game
     totals = game.totals()
+    who = players(play)
     cols = st.columns(1 + len(totals))
     number = min(game.round_number, game.rounds_total)
     cols[0].metric("Round", f"{number}/{game.rounds_total}")
-    for col, (who, points) in zip(cols[1:], totals.items()):
-        col.metric(game.display_name(who), formatting.points(points))
+    for col, (name, points) in zip(cols[1:], totals.items()):
+        col.metric(who[name].markdown, formatting.points(points))
 
 
 def render_round(play: PlaySession) -> None:
@@ -112,62 +159,47 @@ def render_round(play: PlaySession) -> None:
     place = game.current_place
     opponents = current_opponents(play)
     resources.model_players().prefetch(opponents, place)  # models think while the person looks
-    handle_click(play, st.session_state.pop(CLICK_KEY, None))
+    game_map = resources.game_map(game.map_name)
+    centre = game_map.bounds.centre
+    # What the map sent in this rerun is handled before drawing: the result shows at once.
+    event = map_event(play.map_key)
+    test_guess = st.session_state.pop(GUESS_KEY, None)
+    if test_guess is not None:
+        event = SimpleNamespace(kind="guess", position=tuple(test_guess))
+    if event is not None and event.kind == "guess":
+        if confirm_guess(play, opponents, lambda predict: play.confirm(event.position, predict)):
+            return
+    elif (event is not None and event.kind == "timeout") or play.out_of_time():
+        pin = event.position if event is not None else None
+        if confirm_guess(play, opponents, lambda predict: play.time_up(pin, predict, centre)):
+            return
 
     scoreboard(play)
     for note in game.notes_for(game.round_number, "photo"):
         st.info(note)
-    page_challenge.render_timer(play, lambda: confirm_guess(play, opponents))
     photos.show_place(place.image_paths, data_dir() / game.map_name)
-    map_col = st.container()
-    with map_col:
-        guess = Marker("you", *play.guess, guess_colours([PERSON])[PERSON]) if play.guess else None
-        deck = play_deck(resources.game_map(game.map_name).bounds, play.grid, resources.borders_for(game.map_name),
-                         guess=guess, refine_cells=play.refine_cells(), basemap=basemap_on())
-        st.pydeck_chart(deck, on_select=lambda: on_map_select(play), selection_mode="single-object",
-                        key=play.map_key, height=480)
-        if play.guess:
-            st.caption(f"Your guess: {play.guess[0]:.3f}, {play.guess[1]:.3f}. Click again to move it "
-                       "(the finer patch around it refines it), then press Guess.")
-        else:
-            st.caption("Click the map to place your guess.")
-        if st.button("Guess", type="primary", disabled=play.guess is None, key=f"guess-{play.map_key}"):
-            confirm_guess(play, opponents)
+    with st.container():
+        deck = play_deck(game_map.bounds, resources.borders_for(game.map_name),
+                         resources.labels_for(game.map_name), tiles=basemap_on())
+        guess_map(deck, key=play.map_key, height=ROUND_MAP_HEIGHT, fit=frame_of(game_map.bounds),
+                  timer_s=play.remaining_s(), pin_colour=players(play)[PERSON].rgba,
+                  tiles_url=tiles_url())
     if game.round_number == 1:
         opponents_note(game.map_name)
 
 
-def on_map_select(play: PlaySession) -> None:
-    """Streamlit's on_select callback: read the picked cell from the chart's widget state."""
-    state = st.session_state.get(play.map_key)
-    objects = (state or {}).get("selection", {}).get("objects", {})
-    for layer in (REFINE_LAYER, GRID_LAYER):
-        if objects.get(layer):
-            handle_click(play, {"cell": objects[layer][0], "layer": layer})
-            return
-    # A click on the selected cell deselects it; the guess simply stays where it was.
-
-
-def handle_click(play: PlaySession, click: dict | None) -> None:
-    if not click or play.phase is not Phase.GUESSING:
-        return
-    try:
-        play.pick(str(click.get("cell")), str(click.get("layer", GRID_LAYER)))
-    except (PickError, GameError) as exc:
-        log.warning("ignored map click: %s", exc)
-
-
-def confirm_guess(play: PlaySession, opponents) -> None:
-    players = resources.model_players()
+def confirm_guess(play: PlaySession, opponents, finish) -> bool:
+    """End the round with `finish(predict)`; False (and a message) when it cannot."""
+    players_ = resources.model_players()
     started = time.perf_counter()
     try:
         with st.spinner("The models are guessing..."):
-            play.confirm(lambda place: predict_each(players, opponents, place))
+            finish(lambda place: predict_each(players_, opponents, place))
     except (GameError, OpponentError) as exc:
         st.error(without_paths(exc))
-        return
+        return False
     log.info("round answered in %.3f s", time.perf_counter() - started)
-    st.rerun()
+    return True
 
 
 def predict_each(players, opponents, place) -> dict:
@@ -190,25 +222,44 @@ def current_opponents(play: PlaySession):
 # -- results -------------------------------------------------------------------------------
 def result_table(play: PlaySession) -> pd.DataFrame:
     game, result = play.game, play.last_result
-    rows = [{"player": game.display_name(g.who), "distance (km)": g.distance_km, "points": g.points}
+    who = players(play)
+    rows = [{"player": who[g.who].label, "distance (km)": g.distance_km, "points": g.points}
             for g in result.guesses.values()]
     return pd.DataFrame(rows)
 
 
-def show_table(frame: pd.DataFrame) -> None:
-    """A small static table (real HTML, text escaped), distances with one decimal."""
+def show_table(frame: pd.DataFrame, who: dict[str, Identity] | None = None) -> None:
+    """A small static table (real HTML, text escaped), distances with one decimal, each
+    player's name in their colour."""
     formats = {"distance (km)": formatting.km_number, "points": formatting.points}
-    st.table(frame.style.format({k: v for k, v in formats.items() if k in frame}), hide_index=True)
+    by_label = {i.label: i for i in (who or {}).values()}
+    styler = styled_players(frame, "player", by_label) if "player" in frame else frame.style
+    st.table(styler.format({k: v for k, v in formats.items() if k in frame}), hide_index=True)
 
 
 def result_map(play: PlaySession) -> None:
+    """The truth, every guess and a great-circle arc from each guess to it, framed to fit
+    them all, with a legend naming each colour."""
     game, result = play.game, play.last_result
-    colours = guess_colours([PERSON, *game.starting_opponents])
-    markers = [Marker(game.display_name(g.who), g.lat, g.lon, colours[g.who]) for g in result.guesses.values()]
-    truth = Marker("truth", result.place.lat, result.place.lon, tuple(TRUTH_COLOUR))
-    deck = result_deck(resources.game_map(game.map_name).bounds, play.grid.world,
-                       resources.borders_for(game.map_name), truth, markers, basemap=basemap_on())
-    st.pydeck_chart(deck, height=420, key=f"result-{play.map_key}")
+    who = players(play)
+    # A person whose time ran out before placing a pin made no guess to draw.
+    shown = [g for g in result.guesses.values()
+             if not (g.who == PERSON and g.timed_out and play.timeout_without_pin)]
+    markers = [Marker(who[g.who].label, g.lat, g.lon, who[g.who].rgba) for g in shown]
+    truth = Marker(TRUTH.label, result.place.lat, result.place.lon, TRUTH.rgba)
+    deck = result_deck(resources.game_map(game.map_name).bounds, resources.borders_for(game.map_name),
+                       resources.labels_for(game.map_name), truth, markers, tiles=basemap_on())
+    legend = [LegendEntry(TRUTH.label, TRUTH.colour, "truth")]
+    legend += [LegendEntry(f"{who[g.who].label} · {g.distance_km:,.1f} km", who[g.who].colour) for g in shown]
+    guess_map(deck, key=f"result-{play.map_key}", height=RESULT_MAP_HEIGHT, interactive=False,
+              fit=result_frame([truth, *markers]), legend=legend, tiles_url=tiles_url())
+
+
+def time_up_note(play: PlaySession) -> None:
+    mine = play.last_result.guesses[PERSON]
+    if mine.timed_out:
+        st.warning("Time ran out: 0 points for you this round" +
+                   (" (no pin was placed)." if play.timeout_without_pin else " (your pin is shown where it was)."))
 
 
 def render_result(play: PlaySession) -> None:
@@ -219,23 +270,28 @@ def render_result(play: PlaySession) -> None:
     with left:
         result_map(play)
     with right:
-        show_table(result_table(play))
+        time_up_note(play)
+        show_table(result_table(play), players(play))
         for note in play.game.notes_for(result.number, "model"):
             st.info(note)
         closest = result.ranking()[0]
-        st.write(f"Closest: {play.game.display_name(closest.who)} ({formatting.km(closest.distance_km)})")
+        st.write(f"Closest: {players(play)[closest.who].label} ({formatting.km(closest.distance_km)})")
         if st.button("Next round", type="primary", key=f"next-{play.map_key}"):
             play.next_round()
             st.rerun()
     show_insight(play)
 
 
+def colours_of(play: PlaySession) -> dict[str, tuple[int, ...]]:
+    return {w: i.rgba for w, i in players(play).items()}
+
+
 def show_insight(play: PlaySession) -> None:
     """What the models believed and where they looked, drawn after the scores are on the page."""
     game, place = play.game, play.last_result.place
-    players = resources.model_players()
-    colours = guess_colours([PERSON, *game.starting_opponents])
-    opponents = [insight.Opponent(info, players.prediction(info, place), colours[info.name])
+    model_players = resources.model_players()
+    colours = colours_of(play)
+    opponents = [insight.Opponent(info, model_players.prediction(info, place), colours[info.name])
                  for info in current_opponents(play)]
     shown = [p for p in map(photos.shown_or_none, place.image_paths) if p]
     insight.render_panel(insight.service(resources.model_players()), opponents, shown, (place.lat, place.lon),
@@ -245,29 +301,34 @@ def show_insight(play: PlaySession) -> None:
 
 def render_final(play: PlaySession) -> None:
     game = play.game
+    who = players(play)
     st.header("Final score")
-    totals = pd.DataFrame([{"player": game.display_name(w), "points": p} for w, p in game.totals().items()])
-    show_table(totals.sort_values("points", ascending=False))
+    totals = pd.DataFrame([{"player": who[w].label, "points": p} for w, p in game.totals().items()])
+    show_table(totals.sort_values("points", ascending=False), who)
     winners = game.winners()
+    names = ", ".join(who[w].label for w in winners)
     if winners == [PERSON]:
         st.success(f"{game.player_name} wins! You beat the machines.")
     elif PERSON in winners:
-        st.info(f"A tie: {game.winner_text().removeprefix('tie: ')}.")
+        st.info(f"A tie: {names}.")
     else:
-        st.warning(f"{game.winner_text()} wins this time.")
+        st.warning(f"{names} {'wins' if len(winners) == 1 else 'tie'} this time.")
     saving.render_save(play)
     if st.button("Play again", type="primary"):
+        resources.live_games().drop(play.game_id)
+        st.query_params.pop(GAME_PARAM, None)
         play.reset()
         st.rerun()
     for note in game.notes:
         st.caption(note.text)
-    recap.show_recap(game, guess_colours([PERSON, *game.starting_opponents]))
+    recap.show_recap(game, colours_of(play))
     st.subheader(f"Round {play.last_result.number}: the photo was taken here")
     left, right = st.columns([3, 2])
     with left:
         result_map(play)
     with right:
-        show_table(result_table(play))
+        time_up_note(play)
+        show_table(result_table(play), who)
     show_insight(play)
 
 
@@ -275,4 +336,9 @@ def basemap_on() -> bool:
     return bool(st.session_state.get("basemap", False))
 
 
-__all__ = ["CLICK_KEY", "SESSION_KEY", "render", "session"]
+def tiles_url() -> str | None:
+    """Online map tiles under the offline borders, when the sidebar switch is on."""
+    return ONLINE_TILES if basemap_on() else None
+
+
+__all__ = ["GAME_PARAM", "GUESS_KEY", "SESSION_KEY", "render", "session"]

@@ -1,7 +1,7 @@
 """Heavy objects, built once per process and shared by every session (st.cache_resource).
 
-Maps (datasets), pick grids, borders, the database and the model players are expensive
-to build; everything here is keyed by plain strings so Streamlit can cache it.
+Maps (datasets), borders and names, the database, the model players and the games in
+progress are built once; everything here is keyed by plain strings so Streamlit can cache it.
 """
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from pathlib import Path
 import streamlit as st
 
 from app.borders import borders_json
+from app.country_labels import labels_json
+from app.live_games import LiveGames
 from app.maps import METADATA_FILE, GameMap, MapError, data_dir, discover_maps, load_map
-from app.pickgrid import PickGrid, build_pick_grid
 from app.players import ModelPlayers, OpponentInfo, choose_opponents, read_opponents
 from app.views import online_basemap_reachable
 from db.store import GameStore
@@ -51,21 +52,31 @@ def game_map(name: str) -> GameMap:
     return load_map(folder)
 
 
-@st.cache_resource(show_spinner="Preparing the clickable map...")
-def pick_grid(name: str) -> PickGrid:
-    m = game_map(name)
-    b = m.bounds
-    return build_pick_grid(b.south, b.west, b.north, b.east, m.size_km)
+@st.cache_resource(show_spinner=False)
+def live_games() -> LiveGames:
+    """Unfinished (and just finished) games by id, for resuming after a reload."""
+    return LiveGames()
+
+
+def _region(name: str) -> tuple[float, float, float, float] | None:
+    """(south, west, north, east) around a map's area, generous enough for panning; None
+    for world maps and maps across the antimeridian (they get the whole world)."""
+    b = game_map(name).bounds
+    if b.world or b.wraps:
+        return None
+    margin = max(b.lat_span, b.lon_span, 2.0)
+    return (b.south - margin, b.west - margin, b.north + margin, b.east + margin)
 
 
 def borders_for(name: str) -> str:
     """Borders JSON for the map's area (the whole world for world maps); cached in app.borders."""
-    grid = pick_grid(name)
-    if grid.world:
-        return borders_json(None)
-    b = game_map(name).bounds
-    margin = max(b.north - b.south, b.east - b.west, 2.0)
-    return borders_json((b.south - margin, b.west - margin, b.north + margin, b.east + margin))
+    return borders_json(_region(name))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def labels_for(name: str) -> str:
+    """Country names for the map's area (JSON for the map's label layer)."""
+    return labels_json(_region(name))
 
 
 @st.cache_resource(show_spinner=False)

@@ -1,12 +1,12 @@
-"""pydeck map specs for the play and result views, built as plain deck.gl JSON.
+"""pydeck decks for the round map and the result map, drawn by app.components.guess_map.
 
-The spec is written by hand (not through pydeck's serializer) so the two large static
-layers, the pickable grid and the country borders, are serialized ONCE per process and
-spliced into every spec as ready JSON: a rerun after a click costs milliseconds instead
-of re-encoding tens of thousands of cells.
+Specs are written as deck.gl JSON by hand (a pydeck Deck whose to_json() returns them) so
+the two large static layers, country borders and country names, are serialized once per
+process and spliced into every spec as ready JSON.
 
-Without network the map shows an ocean rectangle, land and borders from assets/; the
-online basemap (Carto) is only an extra that the page switches on when it is reachable.
+The map needs no tile server: the sea is the map's background, land and borders come
+from assets/countries-50m.geojson and names from assets/country-labels.json. Online
+raster tiles are an extra the page may switch on (`tiles_url`).
 """
 from __future__ import annotations
 
@@ -16,28 +16,21 @@ import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pydeck as pdk
 
+from app.country_labels import label_characters
 from app.maps import Bounds
-from app.pickgrid import PickGrid
 
-GRID_LAYER, REFINE_LAYER = "grid", "refine"
-ONLINE_BASEMAP = "https://basemaps.cartocdn.com/gl/positron-gl-style/style.json"
-NO_BASEMAP = "__MAP_STYLE__"  # Streamlit's sentinel for "no basemap" (no default Carto style)
-CHART_WIDTH_PX = 560
-# Once a cell is selected, Streamlit caps the fill alpha of every other object of every
-# layer at 102 (its "unselected" look). Base colours are given at alpha 102 from the start,
-# so the map does not fade on the first click; the RGB is chosen to look right over white.
-SELECTION_ALPHA = 102
-OCEAN = [125, 175, 217, SELECTION_ALPHA]
-LAND = [232, 227, 212, SELECTION_ALPHA]
-BORDER = [120, 120, 120, 255]
-# Pickable cells are invisible until selected; Streamlit then draws the selected cell in
-# this colour at full opacity (its selection highlight), which doubles as the marker.
-PICK_RGB = [230, 80, 30, 1]  # alpha 0 would not be pickable in deck.gl
-TRUTH_COLOUR = [30, 160, 60, 255]
-COLOURS = ([30, 100, 230, 255], [230, 120, 20, 255], [150, 60, 200, 255], [200, 40, 90, 255],
-           [0, 150, 160, 255])
+ONLINE_BASEMAP = "https://basemaps.cartocdn.com/gl/positron-gl-style/style.json"  # reachability probe
+ONLINE_TILES = "https://basemaps.cartocdn.com/light_all/{z}/{x}/{y}.png"
+LAND = [246, 243, 233, 255]
+BORDER = [105, 105, 105, 255]
+LABEL_TEXT = [55, 55, 60, 255]
+LABEL_HALO = [255, 255, 255, 230]
+ARC_POINTS = 64  # points per great-circle arc
+WORLD_FRAME = (-56.0, -180.0, 75.0, 180.0)  # (south, west, north, east) of a world map's first view
+MIN_FRAME_DEG = 0.2  # a result whose guesses all sit on the truth still shows the streets around it
 
 
 @dataclass(frozen=True)
@@ -51,123 +44,124 @@ class Marker:
 class MapDeck(pdk.Deck):
     """A Deck whose JSON is a prepared spec with big layer data spliced in verbatim."""
 
-    def __init__(self, spec: dict, blobs: dict[str, str], tooltip: dict | None = None) -> None:
-        super().__init__(layers=[], map_style=None, tooltip=tooltip or False)
+    def __init__(self, spec: dict, blobs: dict[str, str]) -> None:
+        super().__init__(layers=[], map_style=None, tooltip=False)
         self.spec = spec
         self.blobs = blobs  # placeholder -> JSON text
 
-    def to_json(self) -> str:  # called by st.pydeck_chart
+    def to_json(self) -> str:
         text = json.dumps(self.spec, separators=(",", ":"))
         for placeholder, blob in self.blobs.items():
             text = text.replace(json.dumps(placeholder), blob, 1)
         return text
 
 
-def view_state(bounds: Bounds, world: bool) -> dict:
-    """Centre and zoom showing the map's area in a chart about CHART_WIDTH_PX wide."""
-    if world:
-        return {"latitude": 20.0, "longitude": 10.0, "zoom": 0.6, "minZoom": 0, "maxZoom": 14}
-    lat, lon = bounds.centre
-    lon_span = max(bounds.east - bounds.west, 0.05) * 1.3
-    lat_span = max(bounds.north - bounds.south, 0.05) * 1.3
-    # Web Mercator: 512 px span 360 degrees at zoom 0; latitude stretches by 1/cos(lat).
-    zoom_lon = math.log2(CHART_WIDTH_PX / 512 * 360 / lon_span)
-    zoom_lat = math.log2(450 / 512 * 360 / lat_span * math.cos(math.radians(lat)))
-    zoom = max(0.5, min(zoom_lon, zoom_lat, 13.0))
-    return {"latitude": lat, "longitude": lon, "zoom": round(zoom, 2), "minZoom": 0, "maxZoom": 14}
+def _view_state(bounds: Bounds) -> dict:
+    """The first view before the browser fits the frame to its real size."""
+    view = Bounds(*_world_or(bounds)).view(width_px=760, height_px=460)
+    return {"latitude": view.latitude, "longitude": view.longitude, "zoom": round(view.zoom, 3),
+            "minZoom": 0, "maxZoom": 16}
 
 
-def _base_layers(borders_placeholder: str, basemap: bool) -> list[dict]:
-    layers = []
-    if not basemap:
-        layers.append({"@@type": "SolidPolygonLayer", "id": "ocean", "pickable": False,
-                       "data": [{"p": [[-180, -85], [180, -85], [180, 85], [-180, 85]]}],
-                       "getPolygon": "@@=p", "getFillColor": OCEAN})
+def _world_or(bounds: Bounds) -> tuple[float, float, float, float]:
+    return WORLD_FRAME if bounds.world else (bounds.south, bounds.west, bounds.north, bounds.east)
+
+
+def frame_of(bounds: Bounds, margin: float = 0.15) -> tuple[float, float, float, float]:
+    """(south, west, north, east) to frame at a round's start: the map's area plus a margin
+    (the whole world for world maps)."""
+    if bounds.world:
+        return WORLD_FRAME
+    dlat = max(bounds.lat_span, MIN_FRAME_DEG) * margin
+    dlon = max(bounds.lon_span, MIN_FRAME_DEG) * margin
+    west = (bounds.west - dlon + 180.0) % 360.0 - 180.0
+    east = (bounds.east + dlon + 180.0) % 360.0 - 180.0
+    return max(bounds.south - dlat, -85.0), west, min(bounds.north + dlat, 85.0), east
+
+
+def result_frame(markers: Sequence[Marker], margin: float = 0.12) -> tuple[float, float, float, float]:
+    """(south, west, north, east) holding every marker (antimeridian-aware), with a margin."""
+    area = Bounds.of([m.lat for m in markers], [m.lon for m in markers])
+    if area.world:
+        return WORLD_FRAME
+    lat_pad = max(area.lat_span * margin, MIN_FRAME_DEG / 2)
+    lon_pad = max(area.lon_span * margin, MIN_FRAME_DEG / 2)
+    west = (area.west - lon_pad + 180.0) % 360.0 - 180.0
+    east = (area.east + lon_pad + 180.0) % 360.0 - 180.0
+    return max(area.south - lat_pad, -85.0), west, min(area.north + lat_pad, 85.0), east
+
+
+def _base_layers(tiles: bool) -> list[dict]:
     # Natural Earth rings that cross the antimeridian (Russia, Fiji) jump from +180 to -180;
     # deck.gl cuts them there instead of drawing lines and bands across the whole world.
-    layers.append({"@@type": "GeoJsonLayer", "id": "borders", "pickable": False,
-                   "data": borders_placeholder, "stroked": True, "filled": not basemap,
-                   "getFillColor": LAND, "getLineColor": BORDER, "lineWidthMinPixels": 1,
-                   "wrapLongitude": True})
-    return layers
+    return [
+        {"@@type": "GeoJsonLayer", "id": "land", "pickable": False, "data": "@@BORDERS@@",
+         "stroked": True, "filled": not tiles, "getFillColor": LAND, "getLineColor": BORDER,
+         "lineWidthUnits": "pixels", "getLineWidth": 1, "lineWidthMinPixels": 1, "wrapLongitude": True},
+        {"@@type": "TextLayer", "id": "country-names", "pickable": False, "data": "@@LABELS@@",
+         "getPosition": "@@=p", "getText": "@@=n", "getSize": 13, "sizeUnits": "pixels",
+         "getColor": LABEL_TEXT, "fontFamily": "Source Sans Pro, Helvetica, Arial, sans-serif",
+         "fontWeight": 600, "characterSet": label_characters(), "fontSettings": {"sdf": True, "buffer": 8},
+         "outlineWidth": 3, "outlineColor": LABEL_HALO},
+        # (the map component drops names that would overlap, bigger countries first: "r")
+    ]
 
 
-def _markers_layer(markers: Sequence[Marker], layer_id: str = "markers") -> dict:
-    return {"@@type": "ScatterplotLayer", "id": layer_id, "pickable": False,
-            "data": [{"p": [m.lon, m.lat], "c": list(m.colour), "t": m.label} for m in markers],
-            "getPosition": "@@=p", "getFillColor": "@@=c", "getLineColor": [255, 255, 255, 255],
-            "stroked": True, "lineWidthMinPixels": 2, "radiusMinPixels": 7, "radiusMaxPixels": 12,
-            "getRadius": 2000}
+def _views() -> list[dict]:
+    return [{"@@type": "MapView", "id": "map", "repeat": True}]  # the world wraps around
 
 
-def _labels_layer(markers: Sequence[Marker]) -> dict:
-    return {"@@type": "TextLayer", "id": "labels", "pickable": False,
-            "data": [{"p": [m.lon, m.lat], "t": m.label} for m in markers],
-            "getPosition": "@@=p", "getText": "@@=t", "getSize": 13, "getColor": [20, 20, 20, 255],
-            "getPixelOffset": [0, -18], "fontWeight": "bold",
-            "characterSet": "auto", "outlineWidth": 2, "outlineColor": [255, 255, 255, 255]}
+def play_deck(bounds: Bounds, borders: str, labels: str, *, tiles: bool = False) -> MapDeck:
+    """The round's map: land, borders and names; the pin lives in the browser."""
+    spec = {"initialViewState": _view_state(bounds), "views": _views(), "layers": _base_layers(tiles)}
+    return MapDeck(spec, {"@@BORDERS@@": borders, "@@LABELS@@": labels})
 
 
-def play_deck(bounds: Bounds, grid: PickGrid, borders: str, *, guess: Marker | None = None,
-              refine_cells: Sequence[str] = (), basemap: bool = False) -> MapDeck:
-    """The round's map: every point pickable through the grid (plus a finer patch around the guess)."""
-    layers = _base_layers("@@BORDERS@@", basemap)
-    # The fast path draws every cell with the shape of the one at the view's centre: fine on a
-    # country, but across the world cells turn and stretch, leaving unclickable gaps between
-    # them. World grids get each cell's true outline (slower to build, every point pickable).
-    layers.append({"@@type": "H3HexagonLayer", "id": GRID_LAYER, "pickable": True,
-                   "data": "@@GRID@@", "getHexagon": "@@=-", "filled": True, "stroked": False,
-                   "extruded": False, "getFillColor": PICK_RGB, "highPrecision": grid.world})
-    if refine_cells:
-        layers.append({"@@type": "H3HexagonLayer", "id": REFINE_LAYER, "pickable": True,
-                       "data": list(refine_cells), "getHexagon": "@@=-", "filled": True,
-                       "stroked": True, "getLineColor": [230, 80, 30, 60], "lineWidthMinPixels": 0.5,
-                       "extruded": False, "getFillColor": PICK_RGB})
-    if guess is not None:
-        layers.append(_markers_layer([guess]))
-    spec = {"initialViewState": view_state(bounds, grid.world), "layers": layers,
-            "mapStyle": ONLINE_BASEMAP if basemap else NO_BASEMAP,
-            "views": [{"@@type": "MapView", "controller": {"doubleClickZoom": False}}]}
-    return MapDeck(spec, {"@@GRID@@": grid.data_json, "@@BORDERS@@": borders})
+def great_circle(a: tuple[float, float], b: tuple[float, float], points: int = ARC_POINTS) -> list[list[float]]:
+    """[lon, lat] points along the shorter great circle from a to b, both (lat, lon).
+
+    Longitudes stay continuous (they may pass 180 or -180), so deck.gl draws an arc across
+    the antimeridian as one line on the wrapped world.
+    """
+    lat1, lon1, lat2, lon2 = map(math.radians, (a[0], a[1], b[0], b[1]))
+    p = np.array([math.cos(lat1) * math.cos(lon1), math.cos(lat1) * math.sin(lon1), math.sin(lat1)])
+    q = np.array([math.cos(lat2) * math.cos(lon2), math.cos(lat2) * math.sin(lon2), math.sin(lat2)])
+    omega = math.acos(max(-1.0, min(1.0, float(p @ q))))
+    t = np.linspace(0.0, 1.0, points)[:, None]
+    if omega < 1e-9:
+        xyz = np.repeat(p[None, :], points, axis=0)
+    else:  # spherical linear interpolation
+        xyz = (np.sin((1 - t) * omega) * p + np.sin(t * omega) * q) / math.sin(omega)
+    lats = np.degrees(np.arctan2(xyz[:, 2], np.hypot(xyz[:, 0], xyz[:, 1])))
+    lons = np.degrees(np.unwrap(np.arctan2(xyz[:, 1], xyz[:, 0])))
+    lons += a[1] - lons[0]  # start exactly at the guess's own longitude
+    return [[round(float(x), 5), round(float(y), 5)] for x, y in zip(lons, lats)]
 
 
-def result_deck(bounds: Bounds, world: bool, borders: str, truth: Marker, guesses: Sequence[Marker],
-                basemap: bool = False) -> MapDeck:
-    """The truth, every guess, and a line from each guess to the truth."""
-    layers = _base_layers("@@BORDERS@@", basemap)
-    layers.append({"@@type": "LineLayer", "id": "lines", "pickable": False,
-                   "data": [{"a": [g.lon, g.lat], "b": [truth.lon, truth.lat], "c": list(g.colour)}
+def result_deck(bounds: Bounds, borders: str, labels: str, truth: Marker, guesses: Sequence[Marker],
+                *, tiles: bool = False) -> MapDeck:
+    """The truth, every guess, and a great-circle arc from each guess to the truth."""
+    layers = _base_layers(tiles)
+    layers.append({"@@type": "PathLayer", "id": "arcs", "pickable": False,
+                   "data": [{"path": great_circle((g.lat, g.lon), (truth.lat, truth.lon)), "c": list(g.colour[:3])}
                             for g in guesses],
-                   "getSourcePosition": "@@=a", "getTargetPosition": "@@=b", "getColor": "@@=c",
-                   "getWidth": 3, "widthUnits": "pixels"})
-    everyone = [*guesses, truth]
-    layers.append(_markers_layer(everyone))
-    layers.append(_labels_layer(everyone))
-    spec = {"initialViewState": _fit(bounds, world, everyone), "layers": layers,
-            "mapStyle": ONLINE_BASEMAP if basemap else NO_BASEMAP,
-            "views": [{"@@type": "MapView", "controller": True}]}
-    return MapDeck(spec, {"@@BORDERS@@": borders})
-
-
-def _fit(bounds: Bounds, world: bool, markers: Sequence[Marker]) -> dict:
-    """A view containing every marker (the map's own view when they fit in it)."""
-    lats = [m.lat for m in markers]
-    lons = [m.lon for m in markers]
-    span = Bounds(min(lats), min(lons), max(lats), max(lons))
-    if (max(lons) - min(lons)) > 180:
-        return view_state(bounds, True)
-    inside = (span.south >= bounds.south and span.north <= bounds.north
-              and span.west >= bounds.west and span.east <= bounds.east)
-    return view_state(bounds, world) if inside else view_state(span, False)
-
-
-def guess_colours(names: Sequence[str]) -> dict[str, tuple[int, ...]]:
-    """A distinct colour per participant, in order (the person first)."""
-    return {name: tuple(COLOURS[i % len(COLOURS)]) for i, name in enumerate(names)}
+                   "getPath": "@@=path", "getColor": "@@=c", "getWidth": 3, "widthUnits": "pixels",
+                   "capRounded": True, "jointRounded": True})
+    points = [{"p": [g.lon, g.lat], "c": list(g.colour[:3]), "r": 7} for g in guesses]
+    points.append({"p": [truth.lon, truth.lat], "c": list(truth.colour[:3]), "r": 10})
+    layers.append({"@@type": "ScatterplotLayer", "id": "truth-ring", "pickable": False,  # the truth stands out
+                   "data": [{"p": [truth.lon, truth.lat]}], "getPosition": "@@=p", "getRadius": 13.5,
+                   "radiusUnits": "pixels", "getFillColor": [35, 35, 35, 255]})
+    layers.append({"@@type": "ScatterplotLayer", "id": "markers", "pickable": False, "data": points,
+                   "getPosition": "@@=p", "getFillColor": "@@=c", "getRadius": "@@=r",
+                   "radiusUnits": "pixels", "stroked": True, "getLineColor": [255, 255, 255, 255],
+                   "lineWidthUnits": "pixels", "getLineWidth": 2.5})
+    spec = {"initialViewState": _view_state(bounds), "views": _views(), "layers": layers}
+    return MapDeck(spec, {"@@BORDERS@@": borders, "@@LABELS@@": labels})
 
 
 def online_basemap_reachable(timeout_s: float = 1.5) -> bool:
-    """Whether the online basemap's style answers (checked by the server, never blocking long)."""
+    """Whether the online basemap answers (checked by the server, never blocking long)."""
     try:
         request = urllib.request.Request(ONLINE_BASEMAP, method="HEAD")
         with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 - fixed https URL

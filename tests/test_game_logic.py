@@ -1,25 +1,19 @@
-"""Game logic without Streamlit: scoring, rounds, winners, the session state machine,
-the pickable grid, maps from the test split, opponent choice and the offline borders."""
+"""Game logic without Streamlit: scoring, rounds, winners, maps from the test split,
+opponent choice and the offline borders (the session and map specs: test_play_session.py)."""
 from __future__ import annotations
 
 import json
 import random
 from pathlib import Path
 
-import h3
-import numpy as np
 import pytest
 from geopy.distance import great_circle
 
 from app.borders import BORDERS_FILE, borders_json, load_borders, topojson_to_geojson
 from app.game import Game, GameError, Place, choose_places, distance_km, score_guess
 from app.maps import load_map, places_of
-from app.pickgrid import PickError, build_pick_grid
 from app.players import OpponentError, OpponentInfo, choose_opponents, read_opponent
-from app.session import Phase, PlaySession
-from app.views import GRID_LAYER, NO_BASEMAP, Marker, play_deck, result_deck
 from db.models import PERSON
-from db.names import InvalidPlayerName
 from geoai.data import load_image_folder
 from geoai.scoring import WORLD_SIZE_KM, geoguessr_points
 
@@ -113,82 +107,6 @@ def test_choose_places_distinct_and_bounded():
         choose_places(PLACES, 0)
 
 
-# -- the session state machine -------------------------------------------------------------
-@pytest.fixture(scope="module")
-def croatia_grid():
-    return build_pick_grid(42.8, 13.75, 46.44, 19.12, 421.0)
-
-
-def test_session_click_guess_result_finish(croatia_grid):
-    play = PlaySession(problem_of=lambda place: None)  # made-up paths: no photo to check
-    play.start("  Ana ", "test-map", 421.0, PLACES, croatia_grid, ["beit"], rounds=2, rng=random.Random(0))
-    assert play.phase is Phase.GUESSING and play.game.player_name == "Ana"
-    with pytest.raises(GameError, match="click the map"):
-        play.confirm(lambda place: {"beit": (place.lat, place.lon)})
-    cell = h3.latlng_to_cell(45.5, 16.0, croatia_grid.resolution)
-    lat, lon = play.pick(cell)
-    assert great_circle((lat, lon), (45.5, 16.0)).km <= croatia_grid.max_error_km
-    fine = play.refine_cells()[0]
-    play.pick(fine, "refine")  # a click on the finer patch moves the guess, keeps the patch
-    assert play.guess == croatia_grid.position_of(fine) and play.refine_cells()[0] == fine
-    first_key = play.map_key
-    result = play.confirm(lambda place: {"beit": (place.lat, place.lon)})
-    assert play.phase is Phase.RESULT and result.guesses["beit"].points == 5000
-    play.next_round()
-    assert play.guess is None and play.map_key != first_key
-    play.pick(cell)
-    play.confirm(lambda place: {"beit": (place.lat, place.lon)})
-    assert play.phase is Phase.FINISHED
-    saved = []
-    assert play.save(lambda record: saved.append(record) or 7) == 7
-    assert play.save(lambda record: saved.append(record) or 8) == 7  # saved once only
-    assert len(saved) == 1 and saved[0].winner == "beit"
-
-
-def test_session_rejects_bad_names(croatia_grid):
-    with pytest.raises(InvalidPlayerName):
-        PlaySession().start("<script>", "m", 421.0, PLACES, croatia_grid, [])
-
-
-# -- the pickable grid ---------------------------------------------------------------------
-def test_country_grid_error_within_one_percent(croatia_grid):
-    assert croatia_grid.max_error_km <= 0.01 * 421.0
-    rng = np.random.default_rng(0)
-    for lat, lon in zip(rng.uniform(42.8, 46.44, 200), rng.uniform(13.75, 19.12, 200)):
-        picked = croatia_grid.position_of(croatia_grid.cell_of(lat, lon))
-        assert great_circle(picked, (lat, lon)).km <= croatia_grid.max_error_km + 1e-6
-    assert len(croatia_grid.cells) < 20_000
-
-
-@pytest.fixture(scope="module")
-def world_grid():
-    return build_pick_grid(-40, -120, 65, 175, WORLD_SIZE_KM)
-
-
-def test_world_grid_under_150_km(world_grid):
-    grid = world_grid
-    assert grid.world and grid.max_error_km < 150
-    assert len(json.loads(grid.data_json)) == len(grid.cells) == h3.get_num_cells(grid.resolution)
-    for lat, lon in [(89.9, 0.0), (-89.9, 179.9), (0.0, -180.0), (45.8, 15.98)]:
-        assert great_circle(grid.position_of(grid.cell_of(lat, lon)), (lat, lon)).km < 150
-
-
-def test_grid_rejects_foreign_cells(croatia_grid):
-    with pytest.raises(PickError):
-        croatia_grid.position_of("not-a-cell")
-    with pytest.raises(PickError, match="outside"):
-        croatia_grid.position_of(h3.latlng_to_cell(-33.9, 151.2, croatia_grid.resolution))
-    with pytest.raises(PickError, match="resolution"):
-        croatia_grid.position_of(h3.latlng_to_cell(45.5, 16.0, 0))
-
-
-def test_refine_patch_is_finer_and_around_the_guess(croatia_grid):
-    cells = croatia_grid.refine_cells(45.5, 16.0)
-    assert {h3.get_resolution(c) for c in cells} == {croatia_grid.resolution + 2}
-    worst = max(great_circle(h3.cell_to_latlng(c), (45.5, 16.0)).km for c in cells)
-    assert worst < 6 * croatia_grid.max_error_km
-
-
 # -- maps -------------------------------------------------------------------------------------
 def test_map_rounds_come_from_test_split_only(shared_data):
     game_map = load_map(shared_data / "croatia-streetview")
@@ -254,36 +172,3 @@ def test_topojson_decoding():
     feature = topojson_to_geojson(topology, tolerance_deg=0)["features"][0]
     assert feature["properties"]["name"] == "Square"
     assert feature["geometry"]["coordinates"] == [[[10, 20], [12, 20], [12, 22], [10, 22], [10, 20]]]
-
-
-def test_play_deck_has_pickable_grid_and_no_online_basemap(croatia_grid):
-    from app.maps import Bounds
-
-    bounds = Bounds(42.8, 13.75, 46.44, 19.12)
-    deck = play_deck(bounds, croatia_grid, borders_json((42.0, 13.0, 47.0, 20.0)),
-                     guess=Marker("you", 45.5, 16.0, (0, 0, 255, 255)), refine_cells=["8a1e"])
-    spec = json.loads(deck.to_json())
-    layers = {layer["id"]: layer for layer in spec["layers"]}
-    assert layers[GRID_LAYER]["pickable"] and layers[GRID_LAYER]["data"] == list(croatia_grid.cells)
-    assert not layers["borders"]["pickable"] and layers["borders"]["data"]["type"] == "FeatureCollection"
-    assert spec["mapStyle"] == NO_BASEMAP
-    assert 42.8 < spec["initialViewState"]["latitude"] < 46.44
-    # Rings crossing the antimeridian (Russia, Fiji) must be cut there, not drawn across the map.
-    assert layers["borders"]["wrapLongitude"] is True
-    result = json.loads(result_deck(bounds, False, "{}", Marker("truth", 45, 16, (0, 255, 0, 255)),
-                                    [Marker("Ana", 44, 15, (0, 0, 255, 255))]).to_json())
-    lines = [layer for layer in result["layers"] if layer["id"] == "lines"][0]
-    assert lines["data"] == [{"a": [15, 44], "b": [16, 45], "c": [0, 0, 255, 255]}]
-
-
-def test_world_map_draws_every_cell_exactly(world_grid, croatia_grid):
-    """deck.gl's fast path draws all cells with one shape: across the world that leaves gaps
-    where a click picks nothing, so world grids need each cell's true outline."""
-    from app.maps import Bounds
-
-    def grid_layer(grid, bounds):
-        spec = json.loads(play_deck(bounds, grid, "{}").to_json())
-        return [layer for layer in spec["layers"] if layer["id"] == GRID_LAYER][0]
-
-    assert grid_layer(world_grid, Bounds(-40, -120, 65, 175))["highPrecision"] is True
-    assert grid_layer(croatia_grid, Bounds(42.8, 13.75, 46.44, 19.12))["highPrecision"] is False

@@ -125,7 +125,6 @@ def test_stored_answers_are_the_live_answers(published):
 GAME_SCRIPT = """
 import json, sys
 sys.path.insert(0, {repo!r})
-import h3
 from streamlit.testing.v1 import AppTest
 
 at = AppTest.from_file({main!r}, default_timeout=240).run()
@@ -136,9 +135,8 @@ at.button[0].click().run()
 rounds = []
 for number in (1, 2):
     play = at.session_state["play"]
-    at.session_state["map_click"] = {{"cell": h3.latlng_to_cell(45.0, 16.0, play.grid.resolution), "layer": "grid"}}
+    at.session_state["map_guess"] = (45.0, 16.0)  # what the map's Guess button sends
     at.run()
-    at.button(key=f"guess-{{play.map_key}}").click().run()
     assert not at.exception and not at.error, [e.value for e in (*at.exception, *at.error)]
     result = play.last_result
     rounds.append({{"place": result.place.location_id,
@@ -313,7 +311,7 @@ def test_where_they_looked_loads_the_models_only_when_asked(published, shared_da
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from test_app_play import MAIN, click_map, no_errors, start
+    from test_app_play import MAIN, guess, no_errors, start
 
     for key, value in {**game_environment(shared_data, tmp_path), "GEOAI_MODELS_DIR": str(published["models"])}.items():
         monkeypatch.setenv(key, value)
@@ -322,8 +320,7 @@ def test_where_they_looked_loads_the_models_only_when_asked(published, shared_da
     try:
         at = AppTest.from_file(MAIN, default_timeout=300).run()
         start(at, "Curious", rounds=1)
-        click_map(at, 45.0, 16.0)
-        at.button(key=f"guess-{at.session_state['play'].map_key}").click().run()
+        guess(at, 45.0, 16.0)
         no_errors(at)
         from app import resources
 

@@ -42,7 +42,6 @@ def _rss_mib() -> tuple[float, float]:
 def play(map_name: str, rounds: int) -> dict:
     """In this process: play `rounds` rounds through the real pages; memory and timings."""
     sys.path.insert(0, str(REPO))
-    import h3
     from streamlit.testing.v1 import AppTest
 
     from app import page_play
@@ -68,12 +67,10 @@ def play(map_name: str, rounds: int) -> dict:
         for number in range(ROUNDS_PER_GAME):
             if played >= rounds:
                 break
-            at.session_state["map_click"] = {"cell": h3.latlng_to_cell(45.0, 16.0, session.grid.resolution),
-                                             "layer": "grid"}
-            at.run()
             built.clear()
             clicked = time.perf_counter()
-            at.button(key=f"guess-{session.map_key}").click().run()
+            at.session_state["map_guess"] = (45.0, 16.0)  # what the map's Guess button sends
+            at.run()
             if at.exception or not built:
                 raise RuntimeError(f"round {played + 1} did not reach its result: "
                                    f"{[e.value for e in (*at.exception, *at.error)]}")
