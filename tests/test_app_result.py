@@ -120,7 +120,7 @@ def test_final_recap_every_round_with_chart(result_env):
     for photo in recap["photo"]:  # a real thumbnail of the round's photo
         assert photo.startswith("data:image/jpeg;base64,")
         Image.open(io.BytesIO(base64.b64decode(photo.split(",", 1)[1]))).verify()
-    names = ["Ana", "tiny-beit-linear", "tiny-resnet-geocell"]
+    names = ["Ana", "tiny-beit-linear · transformer", "tiny-resnet · CNN"]  # the labels people read
     for result, (_, row) in zip(play.game.results, recap.iterrows()):
         for who, guess in result.guesses.items():
             name = play.game.display_name(who)
