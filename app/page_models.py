@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from app import formatting, resources
+from app.identity import identities, styled_players
 from app.messages import without_paths
 from app.players import FAMILY_LABELS, choose_opponents
 
@@ -39,12 +40,15 @@ def render() -> None:
         for info in choose_opponents(infos, map_name):
             in_play.setdefault(info.name, []).append(map_name)
     listing = pd.DataFrame([{
-        "model": i.name, "backbone": i.backbone, "family": FAMILY_LABELS.get(i.family, i.family),
+        "name in the game": i.label, "model": i.name, "backbone": i.backbone, "family": FAMILY_LABELS.get(i.family, i.family),
         "head": i.head, "fusion": i.fusion, "trained on": i.dataset,
         "plays on": ", ".join(in_play.get(i.name, [])) or "-",
         "test mean km": None if i.test_score() == float("inf") else i.test_score(),
     } for i in infos])
-    st.dataframe(listing.style.format({"test mean km": formatting.km_number}), hide_index=True, width="stretch")
+    # Each model in the colour it has on the Play page's maps and tables (app.identity).
+    names = {i.label: identities("", [i])[i.name] for i in infos}
+    styled = styled_players(listing, "name in the game", names).format({"test mean km": formatting.km_number})
+    st.dataframe(styled, hide_index=True, width="stretch")
     for info in infos:
         with st.expander(f"{info.label}: evaluation", expanded=len(infos) <= 2):
             frame = metrics_frame(info.metrics)

@@ -90,7 +90,8 @@ def render_setup(play: PlaySession) -> None:
         default = names.index("croatia-streetview") if "croatia-streetview" in names else 0
         map_name = st.selectbox("Map", names, index=default, key="map_name")
         # No min/max here: an out-of-range value gets a message instead of being ignored.
-        rounds = st.number_input(f"Rounds (1-{MAX_ROUNDS})", value=DEFAULT_ROUNDS, step=1, key="rounds")
+        rounds = st.number_input("Rounds", value=DEFAULT_ROUNDS, step=1, key="rounds",
+                                 help=f"1 to {MAX_ROUNDS} (fewer when the map has fewer places)")
         timer = st.number_input(f"Seconds per round ({MIN_TIMER_S}-{MAX_TIMER_S}; 0 = no timer)",
                                 value=0, step=10, key="timer_s")
         started = st.form_submit_button("Start game", type="primary")

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from result_support import classifier_models_dir, jpeg_with_gps
-from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, REPO, free_port, wait_healthy
+from browser_support import (CHROMIUM, CHROMIUM_ARGS, REPO, click_map, free_port, map_point, map_state,
+                             press_guess_and_wait_result, wait_healthy, wait_round_map)
+from test_browser import ARTIFACTS
 from test_game_support import game_environment
 
 pytestmark = pytest.mark.slow
@@ -70,22 +72,10 @@ def guess_round(page, expect, where: float) -> None:
         page.locator(".gm-guess").click()
         return
     expect(page.get_by_text("Click the map to place your guess.")).to_be_visible()
-    canvas = page.locator("[data-testid='stDeckGlJsonChart'] canvas").first
-    expect(canvas).to_be_visible()
-    page.wait_for_timeout(1500)
-    box = canvas.bounding_box()
-    x, y = box["x"] + box["width"] * where, box["y"] + box["height"] * 0.5
-    for _ in range(5):  # a click while the map is still being built can go unnoticed: click again
-        page.mouse.move(x - 20, y - 20)
-        page.mouse.move(x, y, steps=5)
-        page.wait_for_timeout(300)
-        page.mouse.click(x, y)
-        try:
-            expect(page.get_by_text("Your guess:")).to_be_visible(timeout=8000)
-            break
-        except AssertionError:
-            continue
-    page.get_by_role("button", name="Guess").click()
+    wait_round_map(page)
+    x, y = map_point(map_state(page), where, 0.5)
+    click_map(page, round(x), round(y))
+    press_guess_and_wait_result(page)
 
 
 def component_map(page) -> bool:
