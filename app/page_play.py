@@ -39,6 +39,8 @@ def session() -> PlaySession:
     play = st.session_state.get(SESSION_KEY)
     wanted = st.query_params.get(GAME_PARAM)
     if play is not None and (not wanted or wanted == play.game_id):
+        if not wanted and play.game_id and play.phase is not Phase.SETUP:
+            st.query_params[GAME_PARAM] = play.game_id  # back from another page: keep it reloadable
         return play
     if wanted:
         found = resources.live_games().get(wanted)
@@ -90,8 +92,7 @@ def render_setup(play: PlaySession) -> None:
         default = names.index("croatia-streetview") if "croatia-streetview" in names else 0
         map_name = st.selectbox("Map", names, index=default, key="map_name")
         # No min/max here: an out-of-range value gets a message instead of being ignored.
-        rounds = st.number_input("Rounds", value=DEFAULT_ROUNDS, step=1, key="rounds",
-                                 help=f"1 to {MAX_ROUNDS} (fewer when the map has fewer places)")
+        rounds = st.number_input("Rounds", value=DEFAULT_ROUNDS, step=1, key="rounds")  # 1-MAX_ROUNDS
         timer = st.number_input(f"Seconds per round ({MIN_TIMER_S}-{MAX_TIMER_S}; 0 = no timer)",
                                 value=0, step=10, key="timer_s")
         started = st.form_submit_button("Start game", type="primary")
