@@ -12,7 +12,7 @@ import streamlit as st
 
 from app import formatting, insight, page_challenge, photos, recap, resources, saving
 from app.components.guess_map import LegendEntry, guess_map, map_event
-from app.game import DEFAULT_ROUNDS, MAX_ROUNDS, GameError
+from app.game import DEFAULT_ROUNDS, GameError
 from app.identity import TRUTH, Identity, identities, styled_players
 from app.live_games import new_game_id
 from app.maps import MapError, data_dir
@@ -92,7 +92,7 @@ def render_setup(play: PlaySession) -> None:
         default = names.index("croatia-streetview") if "croatia-streetview" in names else 0
         map_name = st.selectbox("Map", names, index=default, key="map_name")
         # No min/max here: an out-of-range value gets a message instead of being ignored.
-        rounds = st.number_input("Rounds", value=DEFAULT_ROUNDS, step=1, key="rounds")  # 1-MAX_ROUNDS
+        rounds = st.number_input("Rounds", value=DEFAULT_ROUNDS, step=1, key="rounds")  # checked on Start
         timer = st.number_input(f"Seconds per round ({MIN_TIMER_S}-{MAX_TIMER_S}; 0 = no timer)",
                                 value=0, step=10, key="timer_s")
         started = st.form_submit_button("Start game", type="primary")
