@@ -7,14 +7,12 @@ import logging
 import random
 from pathlib import Path
 
-import h3
 import pandas as pd
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from app.game import GameError, Place, place_problem
-from app.pickgrid import build_pick_grid
 from app.players import OpponentError
 from app.session import Phase, PlaySession
 from fixtures_data import jpeg_bytes, write_bomb_png, write_jpeg, write_truncated_jpeg
@@ -55,11 +53,6 @@ def make_places(root: Path, count: int, bad: dict[int, str], views: int = 2) -> 
     return places
 
 
-@pytest.fixture(scope="module")
-def grid():
-    return build_pick_grid(42.8, 13.75, 46.44, 19.12, 421.0)
-
-
 def play_through(play: PlaySession, predict, max_rounds: int = 30) -> int:
     """Guess every round to the end; the number of rounds played."""
     played = 0
@@ -70,8 +63,7 @@ def play_through(play: PlaySession, predict, max_rounds: int = 30) -> int:
             continue
         place = play.game.current_place
         assert place_problem(place) is None  # never asked to guess on a photo that fails
-        play.pick(h3.latlng_to_cell(place.lat, place.lon, play.grid.resolution))
-        play.confirm(predict)
+        play.confirm((place.lat, place.lon), predict)
         played += 1
     return played
 
@@ -82,11 +74,11 @@ def truthful(place: Place) -> dict:
 
 @pytest.mark.parametrize("kind", BAD_KINDS)
 @pytest.mark.parametrize("bad_rounds", [(2,), (2, 3), (3, 5), (2, 3, 4, 5)])
-def test_bad_photos_are_replaced_from_the_map(tmp_path, grid, caplog, kind, bad_rounds):
+def test_bad_photos_are_replaced_from_the_map(tmp_path, caplog, kind, bad_rounds):
     places = make_places(tmp_path, 15, {})
     caplog.set_level(logging.WARNING, logger="geoai.app")
     play = PlaySession()
-    play.start("Ana", "map", 421.0, places, grid, MODELS, rounds=5, rng=random.Random(7))
+    play.start("Ana", "map", 421.0, places, MODELS, rounds=5, rng=random.Random(7))
     bad_ids = set()
     for number in bad_rounds:  # those rounds' photos get damaged on disk while the game runs
         place = play.game.places[number - 1]
@@ -111,20 +103,20 @@ def test_bad_photos_are_replaced_from_the_map(tmp_path, grid, caplog, kind, bad_
 
 
 @pytest.mark.parametrize("kind", BAD_KINDS)
-def test_a_game_starts_on_the_one_readable_place(tmp_path, grid, kind):
+def test_a_game_starts_on_the_one_readable_place(tmp_path, kind):
     places = make_places(tmp_path, 15, {i: kind for i in range(15) if i != 11})
     play = PlaySession()
-    play.start("Ana", "map", 421.0, places, grid, MODELS, rounds=1, rng=random.Random(3))
+    play.start("Ana", "map", 421.0, places, MODELS, rounds=1, rng=random.Random(3))
     assert play.game.current_place.location_id == "p11"
     assert play_through(play, truthful) == 1 and play.game.to_record().rounds[0].location_id == "p11"
 
 
 @pytest.mark.parametrize("kind", BAD_KINDS)
 @pytest.mark.parametrize("bad_round", [0, 2, 4])
-def test_without_replacement_the_game_is_shorter(tmp_path, grid, kind, bad_round):
+def test_without_replacement_the_game_is_shorter(tmp_path, kind, bad_round):
     places = make_places(tmp_path, 5, {bad_round: kind})
     play = PlaySession()
-    play.start("Ana", "map", 421.0, places, grid, MODELS, rounds=5, rng=random.Random(0))
+    play.start("Ana", "map", 421.0, places, MODELS, rounds=5, rng=random.Random(0))
     play.game.pool = ()  # the map holds nothing else
     play.game.places[:] = places
     play.game.skip_unplayable()
@@ -137,20 +129,20 @@ def test_without_replacement_the_game_is_shorter(tmp_path, grid, kind, bad_round
 
 
 @pytest.mark.parametrize("kind", ["truncated", "missing"])
-def test_a_map_with_no_readable_photo_is_one_clear_error(tmp_path, grid, kind):
+def test_a_map_with_no_readable_photo_is_one_clear_error(tmp_path, kind):
     places = make_places(tmp_path, 6, {i: kind for i in range(6)})
     with pytest.raises(GameError, match="none of the photos") as info:
-        PlaySession().start("Ana", "map", 421.0, places, grid, MODELS, rounds=3)
+        PlaySession().start("Ana", "map", 421.0, places, MODELS, rounds=3)
     assert str(tmp_path) not in str(info.value)
 
 
 @pytest.mark.parametrize("failing", [("beit",), ("resnet",), ("beit", "resnet")])
 @pytest.mark.parametrize("from_round", [1, 3, 5])
-def test_a_failing_model_leaves_and_the_game_goes_on(tmp_path, grid, failing, from_round):
+def test_a_failing_model_leaves_and_the_game_goes_on(tmp_path, failing, from_round):
     places = make_places(tmp_path, 8, {})
     asked: list[tuple[int, str]] = []
     play = PlaySession()
-    play.start("Ana", "map", 421.0, places, grid, MODELS, rounds=5, rng=random.Random(2))
+    play.start("Ana", "map", 421.0, places, MODELS, rounds=5, rng=random.Random(2))
 
     def predict(place):
         number = play.game.round_number
@@ -241,9 +233,8 @@ def test_a_game_on_a_map_with_broken_photos_and_a_failing_model_finishes(broken_
         place = play.game.current_place
         assert place_problem(place) is None
         seen_notes += [i.value for i in at.info]
-        at.session_state["map_click"] = {"cell": h3.latlng_to_cell(45.2, 15.4, play.grid.resolution), "layer": "grid"}
+        at.session_state["map_guess"] = (45.2, 15.4)  # what the map's Guess button sends
         at.run()
-        at.button(key=f"guess-{play.map_key}").click().run()
         assert not at.exception and not at.error, [e.value for e in at.error]
         seen_notes += [i.value for i in at.info]
         if number < 4:
