@@ -49,9 +49,9 @@ def submit_guess(session: StreamlitSession, page: Page, rng: random.Random) -> t
     result page and the seconds from the press to the result (client side)."""
     maps = [e.bidi_component for e in page.of_type("bidi_component")
             if e.bidi_component.component_name.endswith(GUESS_MAP)]
-    if maps:
-        return _guess_on_component(session, maps[0], rng)
-    return _guess_on_pick_grid(session, page, rng)
+    if not maps:
+        raise ClientError(f"no map on the round's page: {page.summary()}")
+    return _guess_on_component(session, maps[0], rng)
 
 
 def _guess_on_component(session: StreamlitSession, component, rng: random.Random) -> tuple[str, Page, float]:
@@ -62,7 +62,7 @@ def _guess_on_component(session: StreamlitSession, component, rng: random.Random
     libraries = data.get("lib") if isinstance(data.get("lib"), dict) else {}
     session.assets.update(str(url) for url in libraries.values())
     south, west, north, east = _frame(data)
-    lat, lon = rng.uniform(south, north), rng.uniform(west, east)
+    lat, lon = rng.uniform(south, north), (rng.uniform(west, east) + 180.0) % 360.0 - 180.0
     events_id = f"{INTERNAL_KEY_PREFIX}_{component.id}__events"  # Streamlit's trigger id for the events
     payload = [{"event": "guess", "value": {"lat": lat, "lon": lon, "round": data.get("id")}}]
     started = time.perf_counter()
@@ -71,36 +71,12 @@ def _guess_on_component(session: StreamlitSession, component, rng: random.Random
 
 
 def _frame(data: dict) -> tuple[float, float, float, float]:
-    """(south, west, north, east) the map opens on, else the whole world."""
+    """(south, west, north, east) the map opens on (east may pass 180), else the whole world."""
     fit = data.get("fit")
     if isinstance(fit, list) and len(fit) == 2:
         (west, south), (east, north) = fit
-        if west <= east:
-            return south, west, north, east
+        return south, west, north, (east + 360.0 if east < west else east)
     return -60.0, -180.0, 70.0, 180.0
-
-
-def _guess_on_pick_grid(session: StreamlitSession, page: Page, rng: random.Random) -> tuple[str, Page, float]:
-    """pydeck's pick grid: a selection of one of its cells, then the Guess button."""
-    charts = page.of_type("deck_gl_json_chart")
-    if not charts:
-        raise ClientError(f"no map on the round's page: {page.summary()}")
-    chart = charts[0].deck_gl_json_chart
-    spec = json.loads(chart.json)
-    grid = next((layer for layer in spec.get("layers", []) if layer.get("id") == "grid"), None)
-    if not grid or not isinstance(grid.get("data"), list) or not grid["data"]:
-        raise ClientError("the round's map has no pickable grid")
-    index = rng.randrange(len(grid["data"]))
-    selection = {"selection": {"indices": {"grid": [index]}, "objects": {"grid": [grid["data"][index]]}}}
-    session.set_json(chart.id, json.dumps(json.dumps(selection)))  # the browser sends a JSON string
-    page = session.run()  # the click: the app places the guess and enables the button
-    button = page.widget("button", "Guess")
-    if button.disabled:
-        raise ClientError(f"the map click placed no guess: {page.summary()}")
-    session.widgets.pop(chart.id, None)  # the next round's map is a new widget
-    started = time.perf_counter()
-    page = session.click(button.id)
-    return button.id, page, time.perf_counter() - started
 
 
 def play_game(url: str, player: str, rounds: int, *, seed: int = 0, timeout_s: float = 60.0,
