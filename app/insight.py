@@ -284,8 +284,7 @@ def show_belief(opponent: Opponent, truth: tuple[float, float] | None, borders_j
     if not prediction.top_cells:
         st.caption(REGRESSION_TEXT)
         return
-    st.pydeck_chart(belief_deck(prediction, truth, borders_json, map_bounds, opponent.colour), height=320,
-                    key=key)
+    draw_deck(belief_deck(prediction, truth, borders_json, map_bounds, opponent.colour), key=key, height=320)
     st.caption(f"Heat: the probability its {opponent.info.head} head gave each cell; numbers: its three "
                "most likely cells; its guess in its colour, the truth in green.")
     st.table(top_guesses_frame(prediction, truth), hide_index=True)
@@ -332,3 +331,11 @@ def fill(slot, future: Future, opponent: Opponent, views: int) -> None:
 def service(_players: ModelPlayers) -> InsightService:
     """The process's one InsightService (its explainers and drawings are shared by every session)."""
     return InsightService(_players)
+
+
+def draw_deck(deck: pdk.Deck, key: str, height: int) -> None:
+    """A read-only map, drawn by the game's own deck.gl map (the page already loads that
+    deck.gl; a second copy from st.pydeck_chart on the same page refuses to start)."""
+    from app.components.guess_map import guess_map
+
+    guess_map(deck, key=key, height=height, interactive=False)

@@ -198,7 +198,7 @@ def legend(opponents: list[OpponentInfo], with_person: bool, with_truth: bool) -
 def show_models_only(opponents: list[OpponentInfo], predictions: dict, photo: UploadedPhoto) -> None:
     points = [{"lat": predictions[o.name].lat, "lon": predictions[o.name].lon, "colour": colours(opponents)[o.name]}
               for o in opponents if o.name in predictions]
-    st.pydeck_chart(world_deck(points), height=420, key=f"upload-guesses-{photo.digest[:12]}")
+    insight.draw_deck(world_deck(points), key=f"upload-guesses-{photo.digest[:12]}", height=420)
     legend([o for o in opponents if o.name in predictions], with_person=False, with_truth=False)
     st.table(pd.DataFrame([{"model": o.label, "guess": formatting.coordinate(*predictions[o.name].latlon),
                             "where": insight.place_name(round(predictions[o.name].lat, 3),
@@ -216,7 +216,7 @@ def show_scores(opponents: list[OpponentInfo], predictions: dict, photo: Uploade
     palette = {PERSON: PERSON_COLOUR, **colours(opponents)}
     st.subheader("Your photo was taken here")
     points = [{"lat": g.lat, "lon": g.lon, "colour": palette[g.who]} for g in guesses]
-    st.pydeck_chart(world_deck(points, truth), height=420, key=f"upload-result-{photo.digest[:12]}")
+    insight.draw_deck(world_deck(points, truth), key=f"upload-result-{photo.digest[:12]}", height=420)
     legend([o for o in opponents if o.name in predictions], with_person=True, with_truth=True)
     frame = pd.DataFrame([{"player": labels[g.who], "distance (km)": g.distance_km, "points": g.points}
                           for g in guesses])

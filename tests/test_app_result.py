@@ -71,7 +71,8 @@ def test_result_shows_belief_and_where_each_model_looked(result_env):
     assert "Where they looked" in subheaders
 
     # The classifier (CNN, geocell head): a heatmap of its cells and its top 3 with probabilities.
-    decks = [json.loads(d.proto.json) for d in at.get("deck_gl_json_chart")]
+    decks = [json.loads(json.loads(c.proto.json)["deck"]) for c in at.get("bidi_component")
+             if "deck" in json.loads(c.proto.json or "{}")]
     heat = [layer for deck in decks for layer in deck["layers"] if layer["@@type"] == "HeatmapLayer"]
     assert len(heat) == 1 and len(heat[0]["data"]) >= 3
     weights = [point["w"] for point in heat[0]["data"]]
