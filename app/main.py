@@ -23,11 +23,11 @@ log = logging.getLogger("geoai.app")
 
 def main() -> None:
     st.set_page_config(page_title="geoai: where was this photo taken?", page_icon="🌍", layout="wide")
-    pages = [st.Page(page_play.render, title="Play", icon="🎯", url_path="play", default=True),
-             st.Page(page_upload.render, title="Your photo", icon="📷", url_path="your-photo"),
-             st.Page(page_leaderboard.render, title="Leaderboard", icon="🏆", url_path="leaderboard"),
-             st.Page(page_challenge.render, title="Challenge", icon="🏫", url_path=page_challenge.PAGE_PATH),
-             st.Page(page_models.render, title="Models", icon="🤖", url_path="models")]
+    pages = [st.Page(page_play.render, title="Play", icon=":material/location_on:", url_path="play", default=True),
+             st.Page(page_upload.render, title="Your photo", icon=":material/photo_camera:", url_path="your-photo"),
+             st.Page(page_leaderboard.render, title="Leaderboard", icon=":material/leaderboard:", url_path="leaderboard"),
+             st.Page(page_challenge.render, title="Challenge", icon=":material/school:", url_path=page_challenge.PAGE_PATH),
+             st.Page(page_models.render, title="Models", icon=":material/smart_toy:", url_path="models")]
     navigation = st.navigation(pages)
     with st.sidebar:
         online = resources.basemap_available()

@@ -16,7 +16,7 @@ import pandas as pd
 import pydeck as pdk
 import streamlit as st
 
-from app import formatting, insight, resources
+from app import formatting, identity, insight, resources
 from app.game import score_guess
 from app.maps import Bounds
 from app.messages import without_paths
@@ -30,8 +30,7 @@ STATE_KEY = "upload"
 # A test (or automation) may put a (lat, lon) here: handled exactly like the map's Guess.
 GUESS_KEY = "upload_guess"
 PREFERRED_MAPS = ("streetview-world-tiles", "osv5m-mapillary", "im2gps3k")  # world-wide models first
-PERSON_COLOUR, TRUTH_COLOUR = (30, 100, 230, 255), (30, 160, 60, 255)
-MODEL_COLOURS = ((230, 120, 20, 255), (150, 60, 200, 255), (200, 40, 90, 255))
+PERSON_COLOUR, TRUTH_COLOUR = (*identity.PERSON_COLOUR, 255), (*identity.TRUTH_COLOUR, 255)
 
 
 def render() -> None:
@@ -142,24 +141,14 @@ def person_guess(key: str) -> tuple[float, float] | None:
     sent = st.session_state.pop(GUESS_KEY, None)
     if sent is not None:
         return float(sent[0]), float(sent[1])
-    try:
-        from app.components.guess_map import guess_map
-    except ImportError:  # the click-to-guess map is not installed: type the position instead
-        return typed_guess(key)
+    from app.components.guess_map import guess_map
+
     return guess_map(world_deck([]), key=key, fit=(-60.0, -180.0, 75.0, 180.0))
 
 
-def typed_guess(key: str) -> tuple[float, float] | None:
-    with st.form(key):
-        lat = st.number_input("Latitude", -90.0, 90.0, 0.0, format="%.4f")
-        lon = st.number_input("Longitude", -180.0, 180.0, 0.0, format="%.4f")
-        if st.form_submit_button("Guess", type="primary"):
-            return float(lat), float(lon)
-    return None
-
-
 def colours(opponents: list[OpponentInfo]) -> dict[str, tuple[int, ...]]:
-    return {info.name: MODEL_COLOURS[i % len(MODEL_COLOURS)] for i, info in enumerate(opponents)}
+    """Each model in the colour it has on every other page (app.identity)."""
+    return {name: who.rgba for name, who in identity.identities("You", opponents).items() if name != PERSON}
 
 
 def world_deck(points: list[dict], truth: tuple[float, float] | None = None) -> pdk.Deck:
