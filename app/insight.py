@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import io
 import logging
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -37,6 +38,11 @@ TOP_GUESSES = 3
 WAIT_SLICE_S = 0.25  # the page checks this often whether a drawing arrived (and whether to stop)
 MAX_WAIT_S = 60.0  # a drawing later than this is given up on (said on the page)
 MAX_PENDING = 64
+# GEOAI_SALIENCY: "auto" draws where the models looked after every round (loading them in the
+# background when they answered from precomputed predictions); "on-request" waits for the
+# person's click, so a hosted server keeps no model in memory until someone asks.
+SALIENCY_ENV = "GEOAI_SALIENCY"
+SALIENCY_MODES = ("auto", "on-request")
 LOOKED_KEY = "insight-looked"  # session flag: the person asked to see where the models looked
 HEAT_COLOURS = [[255, 255, 178], [254, 204, 92], [253, 141, 60], [240, 59, 32], [189, 0, 38]]
 OCEAN, LAND, BORDER = [186, 214, 235, 255], [245, 242, 232, 255], [120, 120, 120, 255]
@@ -248,9 +254,10 @@ def render_panel(service: InsightService, opponents: Sequence[Opponent], photos:
     """Belief maps at once, then the saliency strips as they arrive (call it after the scores)."""
     if not opponents:
         return
-    # Drawing needs the models in memory: where they answered from precomputed predictions
-    # (a hosted game), they load only when the person asks, once per session.
-    ready = all(service.players.loaded(o.info) for o in opponents) or st.session_state.get(LOOKED_KEY, False)
+    # Drawing needs the models in memory: where they answered from precomputed predictions,
+    # GEOAI_SALIENCY=on-request (the container's default) loads them only when asked.
+    ready = (saliency_mode() == "auto" or all(service.players.loaded(o.info) for o in opponents)
+             or st.session_state.get(LOOKED_KEY, False))
     futures = {o.info.path: service.request(o.info, photos) for o in opponents} if photos and ready else {}
     st.subheader("What the models believed")
     for col, opponent in zip(st.columns(len(opponents)), opponents):
@@ -272,6 +279,16 @@ def render_panel(service: InsightService, opponents: Sequence[Opponent], photos:
         slots[opponent.info.path] = st.empty()
         slots[opponent.info.path].caption(f"Tracing where {opponent.info.label} looked...")
     wait_and_fill(futures, slots, {o.info.path: o for o in opponents}, len(photos))
+
+
+def saliency_mode() -> str:
+    """GEOAI_SALIENCY as one of SALIENCY_MODES; an unknown value is logged and means "auto"."""
+    mode = os.environ.get(SALIENCY_ENV, "auto").strip().lower() or "auto"
+    if mode not in SALIENCY_MODES:
+        log.warning("%s=%r is not one of %s; drawing where the models looked after every round",
+                    SALIENCY_ENV, mode, ", ".join(SALIENCY_MODES))
+        return "auto"
+    return mode
 
 
 def show_belief(opponent: Opponent, truth: tuple[float, float] | None, borders_json: str | None,

@@ -149,7 +149,8 @@ print(json.dumps({{"torch": "torch" in sys.modules, "rounds": rounds}}))
 
 @pytest.mark.slow
 def test_the_game_serves_rounds_from_the_file_without_torch(published, shared_data, tmp_path):
-    env = {**os.environ, **game_environment(shared_data, tmp_path), "GEOAI_MODELS_DIR": str(published["models"])}
+    env = {**os.environ, **game_environment(shared_data, tmp_path), "GEOAI_MODELS_DIR": str(published["models"]),
+           "GEOAI_SALIENCY": "on-request"}
     script = GAME_SCRIPT.format(repo=str(REPO), main=str(REPO / "app" / "main.py"), map=GAME_MAP)
     done = subprocess.run([sys.executable, "-c", script], env=env, cwd=REPO, capture_output=True, text=True,
                           timeout=600)
@@ -313,7 +314,8 @@ def test_where_they_looked_loads_the_models_only_when_asked(published, shared_da
 
     from test_app_play import MAIN, guess, no_errors, start
 
-    for key, value in {**game_environment(shared_data, tmp_path), "GEOAI_MODELS_DIR": str(published["models"])}.items():
+    for key, value in {**game_environment(shared_data, tmp_path), "GEOAI_MODELS_DIR": str(published["models"]),
+                       "GEOAI_SALIENCY": "on-request"}.items():
         monkeypatch.setenv(key, value)
     st.cache_resource.clear()
     st.cache_data.clear()
@@ -336,6 +338,33 @@ def test_where_they_looked_loads_the_models_only_when_asked(published, shared_da
         views = len(at.session_state["play"].last_result.place.image_paths)
         assert sum(len(i.value) for i in overlays) == 2 * views  # both models, every view
         assert len(players._bundles) == 2
+    finally:
+        st.cache_resource.clear()
+        st.cache_data.clear()
+
+
+@pytest.mark.slow
+def test_where_they_looked_is_drawn_after_every_round_by_default(published, shared_data, tmp_path, monkeypatch):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from test_app_play import MAIN, guess, no_errors, start
+
+    for key, value in {**game_environment(shared_data, tmp_path), "GEOAI_MODELS_DIR": str(published["models"])}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("GEOAI_SALIENCY", raising=False)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    try:
+        at = AppTest.from_file(MAIN, default_timeout=300).run()
+        start(at, "Eager", rounds=1)
+        with single_torch_thread():
+            guess(at, 45.0, 16.0)
+        no_errors(at)
+        assert not any(b.label == "Show where they looked" for b in at.button)
+        overlays = [i for i in at.get("image") if any(c.startswith("View") for c in i.captions)]
+        views = len(at.session_state["play"].last_result.place.image_paths)
+        assert sum(len(i.value) for i in overlays) == 2 * views  # both models, every view, no click
     finally:
         st.cache_resource.clear()
         st.cache_data.clear()

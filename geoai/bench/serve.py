@@ -144,7 +144,7 @@ class Server:
         self.timing_path = workdir / "timing.jsonl"
         self.log_path = workdir / "server.log"
         env = {**os.environ, "GEOAI_DATABASE_URL": database_url, "GEOAI_BASEMAP": "off",
-               "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
+               "GEOAI_SALIENCY": "on-request", "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
         with self.log_path.open("w") as log:
             self.process = subprocess.Popen(
                 [sys.executable, str(REPO / "geoai" / "bench" / "serve_server.py"), str(self.timing_path),

@@ -105,7 +105,7 @@ def _live_models_dir(models: Path, into: Path) -> Path:
 def run_mode(mode: str, models: Path, map_name: str, rounds: int, tmp: Path) -> dict:
     env = {**os.environ, "GEOAI_MODELS_DIR": str(models if mode == "precomputed" else _live_models_dir(models, tmp)),
            "GEOAI_DATABASE_URL": f"sqlite:///{tmp / f'{mode}.sqlite'}", "GEOAI_BASEMAP": "off",
-           "PYTHONWARNINGS": "ignore"}
+           "GEOAI_SALIENCY": "on-request", "PYTHONWARNINGS": "ignore"}
     # Run as a file, not `-m geoai.bench...`: the bench package imports torch, the game must not.
     done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", "--map", map_name,
                            "--rounds", str(rounds)], cwd=REPO, env=env, capture_output=True, text=True,
