@@ -1,7 +1,7 @@
 """Command line of `python -m train`.
 
-    python -m train --data DIR [options]           run the experiment grid (same as `run`)
-    python -m train evaluate --bundle PATH --data DIR [--all]
+    python -m train --data DIR [--data DIR2 ...] [options]   run the experiment grid (same as `run`)
+    python -m train evaluate --bundle PATH --data DIR [--all] [--predictions FILE.csv]
     python -m train backbones
     python -m train convert-offline [--out checkpoints]
     python -m train publish RUN [--models-dir DIR] [--metric mean_km] [--data DIR] [--no-predictions]
@@ -27,7 +27,11 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="train and evaluate the experiment grid (the default command)",
                        description="Train every backbone x head x view mode and write RUN/results.md, "
                                    "RUN/results.json and RUN/bundles/.")
-    p.add_argument("--data", help="dataset folder (metadata.csv beside the images)")
+    p.add_argument("--data", action="append",
+                   help="dataset folder (metadata.csv beside the images) or a folder of datasets; repeat it to "
+                        "train on the union (each place keeps its own dataset's split)")
+    p.add_argument("--name", help="name of the joined dataset (default: its datasets' names joined by '+'); "
+                                  "published bundles are called NAME-<backbone>")
     p.add_argument("--config", help="JSON file of settings (flags given here override it)")
     p.add_argument("--out", help="run folder to write (default runs/latest)")
     p.add_argument("--backbones", help="comma-separated backbone names or checkpoint folders "
@@ -91,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-RUN_FLAGS = ("data", "out", "backbones", "heads", "fusion", "epochs", "patience", "batch_size", "lr", "seed",
+RUN_FLAGS = ("data", "name", "out", "backbones", "heads", "fusion", "epochs", "patience", "batch_size", "lr", "seed",
              "finetune", "device", "cache_dir", "num_workers", "skip_bad")
 
 

@@ -37,7 +37,8 @@ class ExperimentConfig:
         for the quadtree cells (default: 10-100 per cell, smaller for small datasets).
     """
 
-    data: str | None = None
+    data: str | list[str] | None = None  # a dataset folder, a folder of datasets, or a list of both
+    name: str | None = None  # the joined dataset's name (default: its members' names joined by "+")
     out: str = "runs/latest"
     backbones: list[str] = field(default_factory=lambda: list(STUDY_BACKBONES))
     heads: list[str] = field(default_factory=lambda: [*STUDY_HEADS, *OUR_HEADS, *BASELINES])
@@ -61,9 +62,14 @@ class ExperimentConfig:
         """Raise TrainError with a readable message when a value cannot work."""
         if self.data is None:
             raise TrainError("no dataset given: pass --data DIR (a folder with metadata.csv and images)")
-        for name in ("data", "out"):
-            if not isinstance(getattr(self, name), str):
-                raise TrainError(f"{name} must be a folder path (a string), got {getattr(self, name)!r}")
+        folders = self.data if isinstance(self.data, list) else [self.data]
+        if not folders or not all(isinstance(f, str) and f for f in folders):
+            raise TrainError(f"data must be a folder path or a list of them, got {self.data!r}")
+        if not isinstance(self.out, str):
+            raise TrainError(f"out must be a folder path (a string), got {self.out!r}")
+        if self.name is not None and (not isinstance(self.name, str) or not self.name.strip()
+                                      or "/" in self.name or self.name.startswith(".")):
+            raise TrainError(f"name must be a plain folder-safe name such as 'world', got {self.name!r}")
         if not self.backbones:
             raise TrainError("no backbones given: pass --backbones, e.g. --backbones beit,resnet50 "
                              "(even the medoid baseline's bundle names the backbone the game loads)")
@@ -136,6 +142,8 @@ def build_config(file_values: dict[str, Any] | None = None,
             if value is None:
                 continue
             values[key] = _split_list(value) if key in LIST_FIELDS else value
+    if isinstance(values.get("data"), list) and len(values["data"]) == 1:
+        values["data"] = values["data"][0]  # one folder reads as it always did
     try:
         config = ExperimentConfig(**values)
     except TypeError as exc:

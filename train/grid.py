@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 import geoai
 from geoai.data import GeoDataset, load_image_folder
+from geoai.data.union import DatasetsError, dataset_folders, member_mask, union_datasets
 from geoai.metrics import compute_metrics
 from geoai.models.backbones import (
     KNOWN_BACKBONES,
@@ -33,6 +34,7 @@ from geoai.models.backbones import (
 from geoai.models.bundle import save_bundle
 from geoai.models.fit import fit_head
 from geoai.models.heads import HEAD_TYPES, build_head, predict_latlon
+from geoai.models.refinement import fit_refinement
 from geoai.scoring import map_size_km
 from train.cells import CellChoice, grid_choice, quadtree_choice
 from train.config import BASELINES, ExperimentConfig
@@ -100,6 +102,14 @@ def _check_downloadable(spec: BackboneSpec) -> None:
             f"--backbones dinov2-small-imgfocus,mobilenetv2-1.0-deepsort") from None
 
 
+def dataset_paths(data: str | Path | list) -> list[Path]:
+    """The dataset folders of --data (one or several; a folder of datasets stands for each)."""
+    try:
+        return dataset_folders(data if isinstance(data, list) else [data])
+    except DatasetsError as exc:
+        raise TrainError(str(exc)) from None
+
+
 def dataset_root(data: str | Path) -> Path:
     """The dataset folder, or TrainError when it does not exist."""
     root = Path(data).expanduser()
@@ -109,15 +119,29 @@ def dataset_root(data: str | Path) -> Path:
 
 
 def load_dataset(config: ExperimentConfig) -> GeoDataset:
-    """Load and validate the dataset; TrainError when the folder is missing or a split is empty."""
-    dataset = load_image_folder(dataset_root(config.data), on_error="skip" if config.skip_bad else "raise",
-                                check_images="header", split_fractions=tuple(config.split_fractions))
+    """Load and validate the dataset (the union of several); TrainError when a folder is missing or
+    a split is empty. Each member is split on its own, as the game and `evaluate` read it."""
+    members = [load_image_folder(root, on_error="skip" if config.skip_bad else "raise",
+                                 check_images="header", split_fractions=tuple(config.split_fractions))
+               for root in dataset_paths(config.data)]
+    dataset = union_datasets(members, config.name)
+    if len(members) == 1 and config.name:
+        dataset.name = config.name
+    dataset.members = members  # type: ignore[attr-defined]  # for the per-dataset reports
     counts = dataset.frame["split"].value_counts()
     empty = [s for s in SPLITS if counts.get(s, 0) == 0]
     if empty:
         raise TrainError(f"dataset {dataset.name} has {dataset.place_keys().nunique()} places, "
                          f"too few to fill the {', '.join(empty)} split(s); add places or change split_fractions")
     return dataset
+
+
+def training_coverage(dataset: GeoDataset) -> list[list[float]]:
+    """The training places' [lat, lon] (rounded to ~100 m, each once): where the model has seen
+    photos, which decides the maps it plays (geoai.coverage)."""
+    train = dataset.frame[dataset.frame["split"] == "train"]
+    points = np.round(train[["lat", "lon"]].to_numpy(dtype=np.float64), 3)
+    return np.unique(points, axis=0).tolist() if len(points) else []
 
 
 def split_sizes(dataset: GeoDataset) -> dict[str, dict[str, int]]:
@@ -135,10 +159,29 @@ def _to_numpy(value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
-def evaluate_samples(model: Any, samples: dict[str, Samples], map_size: float) -> dict[str, dict]:
-    """compute_metrics of the model on each split's samples."""
-    return {split: compute_metrics(predict_latlon(model, s.embeddings), s.latlon, map_size_km=map_size)
-            for split, s in samples.items()}
+def evaluate_samples(model: Any, samples: dict[str, Samples], map_size: float,
+                     members: dict[str, tuple[np.ndarray, float]] | None = None) -> dict[str, dict]:
+    """compute_metrics of the model on each split's samples.
+
+    members: for a joined dataset, {name: (row mask of the dataset frame, its map size)};
+    metrics["datasets"][name][split] then holds each dataset's own val and test metrics.
+    """
+    metrics: dict[str, dict] = {}
+    per_member: dict[str, dict] = {}
+    for split, s in samples.items():
+        pred = predict_latlon(model, s.embeddings)
+        metrics[split] = compute_metrics(pred, s.latlon, map_size_km=map_size)
+        if not members or split == "train":
+            continue
+        first_rows = np.array([group[0] for group in s.rows])
+        for name, (mask, size) in members.items():
+            keep = mask[first_rows]
+            if keep.any():
+                per_member.setdefault(name, {})[split] = compute_metrics(pred[keep], s.latlon[keep],
+                                                                         map_size_km=size)
+    if per_member:
+        metrics["datasets"] = per_member
+    return metrics
 
 
 # ----------------------------------------------------------------------------- fitting
@@ -214,6 +257,8 @@ class GridContext:
     rows: list[dict[str, Any]]
     notes: list[str]
     dataset_info: dict[str, Any]
+    # A joined dataset's members: {name: (row mask, map size km)}; None for one dataset.
+    members: dict[str, tuple[np.ndarray, float]] | None = None
 
 
 def _row(ctx: GridContext, *, backbone: str, head: str, fusion: str, metrics: dict, bundle: Path | None,
@@ -268,6 +313,7 @@ def _learned_heads(ctx: GridContext, spec: BackboneSpec, backbone: Backbone, fus
         with ctx.clock(f"fit {name}"):
             started = time.perf_counter()
             hparams = dict(config.head_params.get(head_type, {}))
+            refine = bool(hparams.pop("refine", True)) if head_type == "geocell" else False
             choice = choose_cells(head_type, samples["train"], config, hparams)
             head = build_head(head_type, backbone.embed_dim, train_latlon=samples["train"].latlon,
                               cells=choice.cells if choice else None, **hparams)
@@ -282,7 +328,12 @@ def _learned_heads(ctx: GridContext, spec: BackboneSpec, backbone: Backbone, fus
             else:
                 head, fit_info = fit_frozen(runtime, head, samples["train"], train_cells, samples["val"], config)
             head.eval()
-            metrics = evaluate_samples(head, eval_samples, ctx.map_size)
+            if refine and not config.finetune:
+                # Guesses move from the cells' centre to the best training location inside them.
+                head, fit_info["refine"] = fit_refinement(
+                    head, samples["train"].embeddings, samples["train"].latlon, samples["val"].embeddings,
+                    samples["val"].latlon, ctx.map_size)
+            metrics = evaluate_samples(head, eval_samples, ctx.map_size, ctx.members)
             fit_info["fit_seconds"] = round(time.perf_counter() - started, 3)
             if choice is not None:
                 fit_info["cells"] = choice.source
@@ -303,7 +354,7 @@ def _baseline(ctx: GridContext, kind: str, backbone: Backbone, fusion: str,
         train = samples["train"]
         extra = {"train_embeddings": train.embeddings} if kind == "nearest-neighbour" else {}
         model = build_head(kind, backbone.embed_dim, train_latlon=train.latlon, **extra)
-        metrics = evaluate_samples(model, samples, ctx.map_size)
+        metrics = evaluate_samples(model, samples, ctx.map_size, ctx.members)
         bundle = _save(ctx, spec_or_backbone=backbone, head=model, metrics=metrics, fusion=fusion, name=name)
     ctx.rows.append(_row(ctx, backbone=label, head=kind, fusion=fusion, metrics=metrics, bundle=bundle,
                          extra={}))
@@ -326,7 +377,7 @@ def run_grid(config: ExperimentConfig, runtime: Runtime) -> dict[str, Any]:
     # embed with their own weights, and the medoid never looks at the images.
     needs_embeddings = ("nearest-neighbour" in heads
                         or (not config.finetune and any(h in HEAD_TYPES for h in heads)))
-    dataset_root(config.data)  # before the backbone checks, which may reach for the hub
+    dataset_paths(config.data)  # before the backbone checks, which may reach for the hub
     specs = check_backbones(config.backbones)
     clock = StageClock()
     with clock("load and validate dataset"):
@@ -346,10 +397,20 @@ def run_grid(config: ExperimentConfig, runtime: Runtime) -> dict[str, Any]:
     run_dir = Path(config.out)
     sizes = split_sizes(dataset)
     dataset_info = {"name": dataset.name, "root": str(dataset.root), "fingerprint": fingerprint,
-                    "split_sizes": sizes}
+                    "split_sizes": sizes, "coverage": training_coverage(dataset)}
+    members = None
+    if len(getattr(dataset, "members", [])) > 1:
+        dataset_info["members"] = [{"name": m.name, "root": str(m.root), "fingerprint": m.fingerprint(),
+                                    "split_sizes": split_sizes(m)} for m in dataset.members]
+        members = {m.name: (member_mask(dataset, m.name), map_size_km(m.frame["lat"].to_numpy(),
+                                                                      m.frame["lon"].to_numpy()))
+                   for m in dataset.members}
+        notes.append("joined datasets, each place in its own dataset's split: "
+                     + ", ".join(f"{m['name']} ({m['split_sizes']['train']['places']} training places)"
+                                 for m in dataset_info["members"]))
     ctx = GridContext(config=config, runtime=runtime, dataset=dataset, run_dir=run_dir,
                       map_size=map_size_km(dataset.frame["lat"].to_numpy(), dataset.frame["lon"].to_numpy()),
-                      clock=clock, rows=[], notes=notes, dataset_info=dataset_info)
+                      clock=clock, rows=[], notes=notes, dataset_info=dataset_info, members=members)
     if runtime.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
 

@@ -59,6 +59,26 @@ def results_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def per_dataset_table(rows: list[dict[str, Any]]) -> str:
+    """Each joined dataset's own test split, one line per configuration and dataset ("" for one dataset)."""
+    header = ["Architecture", "Head", "Views", "Dataset", "Test n", "Mean (km)", "Median (km)",
+              "Within 25 km", "Within 200 km", "Within 750 km", "Within 2500 km"]
+    lines = []
+    for row in rows:
+        for name, splits in (row["metrics"].get("datasets") or {}).items():
+            test = splits.get("test")
+            if not test:
+                continue
+            lines.append("| " + " | ".join([
+                row["architecture"], row["head_label"], VIEW_LABELS.get(row["views"], row["views"]), name,
+                _num(test.get("n")), _km(test.get("mean_km")), _km(test.get("median_km")),
+                _pct(test.get("within_25km")), _pct(test.get("within_200km")), _pct(test.get("within_750km")),
+                _pct(test.get("within_2500km"))]) + " |")
+    if not lines:
+        return ""
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *lines])
+
+
 def render_markdown(results: dict[str, Any]) -> str:
     """results.md text from the results.json dict."""
     ds = results["dataset"]
@@ -80,8 +100,11 @@ def render_markdown(results: dict[str, Any]) -> str:
     for note in results.get("notes", []):
         lines.append(f"- {note}")
     lines += ["", "## Results", "", results_table(results["results"]), "",
-              "Shares and accuracies are on the test split; distances are great-circle (Haversine) km.",
-              "", "## Wall time per stage", "", "| Stage | Seconds |", "|---|---|"]
+              "Shares and accuracies are on the test split; distances are great-circle (Haversine) km.", ""]
+    per_dataset = per_dataset_table(results["results"])
+    if per_dataset:
+        lines += ["## Each dataset's test split", "", per_dataset, ""]
+    lines += ["## Wall time per stage", "", "| Stage | Seconds |", "|---|---|"]
     lines += [f"| {s['name']} | {s['seconds']:.2f} |" for s in results["stages"]]
     lines += ["", f"Total: {sum(s['seconds'] for s in results['stages']):.1f} s", ""]
     return "\n".join(lines)

@@ -32,6 +32,7 @@ from torch import nn
 
 from geoai.geocells import GeocellError, Geocells, quadtree_cells
 from geoai.geodesy import EARTH_RADIUS_KM, haversine_km, spherical_mean, validate_coordinates
+from geoai.models.refinement import refine_in_cells
 from geoai.models.losses import (
     distance_km,
     haversine_soft_targets,
@@ -255,6 +256,14 @@ class GeocellHead(GeoHead):
         if self.offset is not None:  # start at "no offset"
             nn.init.zeros_(self.offset.weight)
             nn.init.zeros_(self.offset.bias)
+        self.refine = _refine_settings(config.get("refine"))
+        if self.refine is not None:
+            # The gallery of training samples (geoai.models.refinement): saved with the weights.
+            # Cells are stored as floats because a bundle's weights must be floating point.
+            n = self.refine["places"]
+            self.register_buffer("refine_embeddings", torch.zeros(n, self.embed_dim))
+            self.register_buffer("refine_latlon", torch.zeros(n, 2, dtype=torch.float64))
+            self.register_buffer("refine_cells", torch.zeros(n))
 
     def forward(self, embeddings: torch.Tensor) -> dict[str, torch.Tensor]:
         logits = self.classifier(embeddings)
@@ -269,6 +278,10 @@ class GeocellHead(GeoHead):
             north_east = self.offset(embeddings) * self.distance_scale_km
             out["offset_km"] = north_east
             out["latlon"] = _move_km(centre.detach(), north_east)
+        if self.refine is not None:
+            out["latlon"] = refine_in_cells(probs.detach(), embeddings, self.refine_embeddings, self.refine_cells,
+                                            self.refine_latlon, top_cells=self.refine["top_cells"],
+                                            temperature=self.refine["temperature"]).to(centre.dtype)
         return out
 
     def loss(self, outputs: dict[str, torch.Tensor], latlon: torch.Tensor,
@@ -282,6 +295,21 @@ class GeocellHead(GeoHead):
             km = distance_km(outputs["latlon"], latlon.to(outputs["latlon"]), "haversine").mean()
             loss = loss + km / self.distance_scale_km
         return loss
+
+
+def _refine_settings(value: Any) -> dict[str, Any] | None:
+    """The "refine" entry of a geocell config, checked: {"places", "top_cells", "temperature"}."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"places", "top_cells", "temperature"}:
+        raise HeadError(f"refine must be an object with places, top_cells and temperature, got {value!r:.120}")
+    places, top, temperature = value["places"], value["top_cells"], value["temperature"]
+    if any(isinstance(v, bool) or not isinstance(v, int) for v in (places, top)) or places < 1 or top < 1:
+        raise HeadError(f"refine.places and refine.top_cells must be whole numbers >= 1, got {places!r:.40}, {top!r:.40}")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
+            or not math.isfinite(temperature) or temperature <= 0:
+        raise HeadError(f"refine.temperature must be a positive number, got {temperature!r:.40}")
+    return {"places": places, "top_cells": top, "temperature": float(temperature)}
 
 
 def _move_km(latlon: torch.Tensor, north_east_km: torch.Tensor) -> torch.Tensor:
