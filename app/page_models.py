@@ -7,7 +7,7 @@ import streamlit as st
 from app import formatting, resources
 from app.identity import identities, styled_players
 from app.messages import without_paths
-from app.players import FAMILY_LABELS, choose_opponents
+from app.players import FAMILY_LABELS, choose_opponents, opponent_verdict
 
 METRIC_COLUMNS = ("n", "mean_km", "median_km", "within_1km", "within_25km", "within_200km", "within_750km",
                   "within_2500km", "mean_points", "country_accuracy")
@@ -35,10 +35,24 @@ def render() -> None:
                 "python -m train publish runs/croatia", language="bash")
         return
     maps = resources.map_names()
-    in_play = {}
+    in_play: dict[str, list[str]] = {}
+    reasons = []
     for map_name in maps:
-        for info in choose_opponents(infos, map_name):
-            in_play.setdefault(info.name, []).append(map_name)
+        try:
+            places = resources.game_map(map_name).places
+        except Exception as exc:  # an unreadable map must not hide the models
+            st.warning(f"Map {map_name}: {without_paths(str(exc))}")
+            continue
+        chosen = {i.name for i in choose_opponents(infos, map_name, places)}
+        for info in infos:
+            why = opponent_verdict(info, map_name, places)
+            plays = info.name in chosen
+            if plays:
+                in_play.setdefault(info.name, []).append(map_name)
+            elif why.plays:
+                why = type(why)(False, why.why + "; another model of its family plays instead", why.share)
+            reasons.append({"map": map_name, "model": info.name, "plays": "yes" if plays else "no",
+                            "why": why.why})
     listing = pd.DataFrame([{
         "name in the game": i.label, "model": i.name, "backbone": i.backbone, "family": FAMILY_LABELS.get(i.family, i.family),
         "head": i.head, "fusion": i.fusion, "trained on": i.dataset,

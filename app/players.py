@@ -1,8 +1,9 @@
 """The model opponents: trained bundles (geoai.models.bundle) that guess each round.
 
 For a map the game picks at most one bundle per backbone family (a transformer such as
-BEiT and a CNN such as ResNet-50), preferring bundles trained on that map's dataset and,
-among those, the best test score. Their answers for the map's places come from the
+BEiT and a CNN such as ResNet-50) among the bundles whose training places cover the map's
+places (geoai.coverage), preferring bundles trained on that map's dataset and, among those,
+the best test score on it. Their answers for the map's places come from the
 predictions file `python -m train publish` writes (geoai.precomputed; no torch needed);
 anything it cannot answer is predicted by the model itself, cached per (bundle, place) and
 in the background while the person is still looking, so the Guess button answers at once.
@@ -20,6 +21,7 @@ from typing import Any
 
 from app.game import Place
 from geoai.bundle_files import DigestError, default_models_dir, weights_digest
+from geoai.coverage import Verdict, verdict
 from geoai.labels import model_label
 from geoai.precomputed import (
     PredictionFile,
@@ -52,6 +54,17 @@ class OpponentInfo:
     fusion: str
     dataset: str
     metrics: dict = field(compare=False, hash=False, repr=False)
+    datasets: tuple[str, ...] = ()  # every dataset it trained on (several for a joined run)
+    coverage: tuple = field(default=(), compare=False, hash=False, repr=False)  # training [lat, lon]s
+
+    @property
+    def trained_on(self) -> tuple[str, ...]:
+        return self.datasets or (self.dataset,)
+
+    def score_on(self, map_name: str) -> float:
+        """Test mean km on this map's own test split when recorded, else test_score()."""
+        own = (((self.metrics.get("datasets") or {}).get(map_name) or {}).get("test") or {}).get("mean_km")
+        return float(own) if isinstance(own, (int, float)) else self.test_score()
 
     @property
     def label(self) -> str:
@@ -75,7 +88,9 @@ def read_opponent(path: Path) -> OpponentInfo:
             backbone=str(backbone.get("name", "?")), family=str(backbone.get("family") or _guess_family(backbone)),
             head=str(config["head"].get("type", "?")), fusion=str(config.get("fusion", "?")),
             dataset=str((config.get("dataset") or {}).get("name", "")),
-            metrics=config.get("metrics") or {})
+            metrics=config.get("metrics") or {},
+            datasets=tuple(str(m.get("name")) for m in (config.get("dataset") or {}).get("members") or []),
+            coverage=tuple(tuple(p) for p in (config.get("dataset") or {}).get("coverage") or []))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise OpponentError(f"{path} is not a readable model bundle: {exc}") from exc
 
@@ -96,13 +111,24 @@ def read_opponents(paths: Sequence[Path]) -> tuple[list[OpponentInfo], list[str]
     return infos, problems
 
 
-def choose_opponents(infos: Sequence[OpponentInfo], map_name: str) -> list[OpponentInfo]:
-    """At most one opponent per backbone family: trained on this map first, then best test km."""
+def opponent_verdict(info: OpponentInfo, map_name: str, places: Sequence[Any]) -> Verdict:
+    """Whether the bundle's training coverage takes in the map's places (geoai.coverage), and why."""
+    return verdict(info.coverage, info.trained_on, map_name, places)
+
+
+def choose_opponents(infos: Sequence[OpponentInfo], map_name: str,
+                     places: Sequence[Any] | None = None) -> list[OpponentInfo]:
+    """At most one opponent per backbone family: trained on this map first, then best test km on it.
+
+    With the map's places, only bundles whose training coverage takes them in may play.
+    """
+    if places is not None:
+        infos = [i for i in infos if opponent_verdict(i, map_name, places).plays]
     chosen = []
     families = sorted({i.family for i in infos}, key=lambda f: (FAMILY_ORDER + (f,)).index(f))
     for family in families:
         candidates = [i for i in infos if i.family == family]
-        best = min(candidates, key=lambda i: (i.dataset != map_name, i.test_score(), i.name))
+        best = min(candidates, key=lambda i: (map_name not in i.trained_on, i.score_on(map_name), i.name))
         chosen.append(best)
     return chosen
 

@@ -102,8 +102,9 @@ def opponents_for(map_name: str) -> tuple[list[OpponentInfo], list[str]]:
     load their weights now.
     """
     infos, problems = all_opponents()
-    chosen = choose_opponents(infos, map_name)
-    failures = model_players().warm_up(chosen, map_name, game_map(map_name).places)
+    places = game_map(map_name).places
+    chosen = choose_opponents(infos, map_name, places)
+    failures = model_players().warm_up(chosen, map_name, places)
     return [i for i in chosen if i.name not in failures], list(problems) + list(failures.values())
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from safetensors.numpy import load_file
 
 from geoai.data import load_image_folder
 from geoai.data.union import dataset_folders, union_datasets
+from geoai.geodesy import haversine_km
 from tiny_models import make_tiny_resnet, tiny_model_env, write_colour_coded_folder  # noqa: F401
 from train.cli import main
 
@@ -77,4 +79,18 @@ def test_joined_run_trains_on_no_test_place_and_reports_each_dataset(two_dataset
             test_images = int((member.frame["split"] == "test").sum())
             assert per[name]["test"]["n"] == test_images
         assert per["east"]["test"]["n"] + per["west"]["test"]["n"] == row["metrics"]["test"]["n"]
-    assert "east" in (out / "results.md").read_text()
+    assert "## Each dataset's test split" in (out / "results.md").read_text()
+
+    # Per-photo predictions of the joined bundle on one member's test split.
+    csv_path = tmp_path / "east-predictions.csv"
+    assert main(["evaluate", "--bundle", str(out / geocell["bundle"]), "--data", str(two_datasets / "east"),
+                 "--predictions", str(csv_path), "--cache-dir", str(tmp_path / "cache"), "--num-workers", "0",
+                 "--device", "cpu"]) == 0
+    rows = pd.read_csv(csv_path)
+    assert list(rows.columns) == ["file_name", "lat", "lon", "pred_lat", "pred_lon", "km"]
+    test_rows = east.frame[east.frame["split"] == "test"]
+    assert sorted(rows["file_name"]) == sorted(test_rows["file_name"])
+    km = haversine_km(rows["lat"], rows["lon"], rows["pred_lat"], rows["pred_lon"])
+    np.testing.assert_allclose(rows["km"], km, atol=0.01)
+    guessed = {(round(a, 3), round(b, 3)) for a, b in zip(rows["pred_lat"], rows["pred_lon"])}
+    assert guessed <= {(round(a, 3), round(b, 3)) for a, b in trained}

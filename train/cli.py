@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true")
     p.add_argument("--skip-bad", action="store_true", dest="skip_bad")
     p.add_argument("--num-workers", type=int, default=2, dest="num_workers")
+    p.add_argument("--predictions", metavar="FILE.csv",
+                   help="also write each photo's guess: file_name, lat, lon, pred_lat, pred_lon, km")
 
     sub.add_parser("backbones", help="known backbones and whether their weights are available here")
 
@@ -139,7 +141,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     result = evaluate_bundle(args.bundle, args.data, all_rows=args.all_rows, device=args.device,
                              cache_dir=None if args.no_cache else args.cache_dir, skip_bad=args.skip_bad,
-                             num_workers=args.num_workers)
+                             num_workers=args.num_workers, predictions_csv=args.predictions)
     print(json.dumps(result, indent=2))
     return 0
 

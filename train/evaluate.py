@@ -21,14 +21,17 @@ VIEW_MODE = {"none": "single", "mean": "mean"}
 
 def evaluate_bundle(bundle_path: str | Path, data: str | Path, *, all_rows: bool = False,
                     device: str | None = None, cache_dir: str | Path | None = None,
-                    skip_bad: bool = False, batch_size: int = 32, num_workers: int = 2) -> dict[str, Any]:
+                    skip_bad: bool = False, batch_size: int = 32, num_workers: int = 2,
+                    predictions_csv: str | Path | None = None) -> dict[str, Any]:
     """JSON-ready metrics of the bundle on `data` (test split, or every row with all_rows).
 
     The map size D for GeoGuessr points comes from all the dataset's coordinates, as in
     training. Raises TrainError (bundle broken, backbone unavailable, bad dataset folder)
-    or DatasetError.
+    or DatasetError. predictions_csv: also write every photo's guess there (write_predictions_csv).
     """
     root = dataset_root(data)
+    if predictions_csv is not None and Path(predictions_csv).is_dir():
+        raise TrainError(f"--predictions {predictions_csv} is a folder; give a file name such as predictions.csv")
     if num_workers < 0:
         raise TrainError(f"num-workers must be 0 (decode in this process) or more, got {num_workers}")
     try:
@@ -50,18 +53,59 @@ def evaluate_bundle(bundle_path: str | Path, data: str | Path, *, all_rows: bool
     predictions = predict_latlon(bundle.head, samples.embeddings)
     size = map_size_km(dataset.frame["lat"].to_numpy(), dataset.frame["lon"].to_numpy())
     metrics = compute_metrics(predictions, samples.latlon, map_size_km=size)
-    trained_on = bundle.config.get("dataset", {}).get("fingerprint")
+    info = bundle.config.get("dataset") or {}
+    trained_on = {info.get("fingerprint")} | {m.get("fingerprint") for m in info.get("members") or []
+                                               if isinstance(m, dict)}
     fingerprint = dataset.fingerprint()
+    result: dict[str, Any] = {}
+    if predictions_csv is not None:
+        written = write_predictions_csv(predictions_csv, part.frame, samples.rows, predictions)
+        result["predictions"] = {"path": str(predictions_csv), "photos": written}
     return {
+        **result,
         "bundle": bundle.name,
         "bundle_path": str(Path(bundle_path)),
         "backbone": bundle.backbone_name,
         "head": bundle.config["head"].get("type"),
         "fusion": bundle.fusion,
         "dataset": {"name": dataset.name, "root": str(dataset.root), "fingerprint": fingerprint,
-                    "same_as_training": trained_on == fingerprint},
+                    "same_as_training": fingerprint in trained_on},
         "split": split,
         "images": len(part),
         "map_size_km": size,
         "metrics": metrics,
     }
+
+
+PREDICTION_COLUMNS = ("file_name", "lat", "lon", "pred_lat", "pred_lon", "km")
+
+
+def write_predictions_csv(path: str | Path, frame, sample_rows, predictions) -> int:
+    """One line per photo: its true and guessed position and the error in km.
+
+    The views of a place predicted together (fused bundles) share the place's guess.
+    Written beside and renamed, so a reader never sees half a file. Returns the photos written.
+    """
+    import csv
+    import os
+
+    import numpy as np
+
+    from geoai.geodesy import haversine_km
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    count = 0
+    with tmp.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(PREDICTION_COLUMNS)
+        for rows, (pred_lat, pred_lon) in zip(sample_rows, np.asarray(predictions, dtype=np.float64)):
+            for row in np.atleast_1d(rows):
+                lat, lon = float(frame["lat"].iloc[row]), float(frame["lon"].iloc[row])
+                km = float(haversine_km(lat, lon, pred_lat, pred_lon))
+                writer.writerow([frame["file_name"].iloc[row], f"{lat:.6f}", f"{lon:.6f}", f"{pred_lat:.6f}",
+                                 f"{pred_lon:.6f}", f"{km:.3f}"])
+                count += 1
+    os.replace(tmp, path)
+    return count

@@ -96,10 +96,14 @@ def publish_run(run_dir: str | Path, models_dir: str | Path | None = None,
     best = best_per_backbone(results, metric)
     if not best:
         raise TrainError(f"{run_dir} has no trained bundles to publish")
-    data = Path(data_dir or results["dataset"].get("root") or "").expanduser()
-    if predictions and not (data / "metadata.csv").is_file():
-        raise TrainError(f"the dataset folder of this run ({data}) has no metadata.csv: pass --data DIR so the "
-                         "game's answers can be computed, or --no-predictions to publish the models alone")
+    # A joined run answers for every map it trained on: each member dataset is a map.
+    members = [m.get("root") for m in results["dataset"].get("members") or [] if isinstance(m, dict)]
+    roots = [data_dir] if data_dir else (members or [results["dataset"].get("root") or ""])
+    maps = [Path(str(r)).expanduser() for r in roots]
+    for data in maps if predictions else []:
+        if not (data / "metadata.csv").is_file():
+            raise TrainError(f"the dataset folder of this run ({data}) has no metadata.csv: pass --data DIR so "
+                             "the game's answers can be computed, or --no-predictions to publish the models alone")
     published = []
     for backbone, row in sorted(best.items()):
         source = run_dir / row["bundle"]
@@ -108,10 +112,12 @@ def publish_run(run_dir: str | Path, models_dir: str | Path | None = None,
         target = target_root / f"{results['dataset']['name']}-{backbone}"
         _replace_dir(source, target)
         published.append(Published(backbone, source, target, metric, float(row["metrics"]["val"][metric])))
-    if predictions:
+    for data in maps if predictions else []:
         written = precompute_map([p.target for p in published], data, target_root,
                                  **({"progress": progress} if progress else {}))
-        published = [replace(p, predictions=w.path, places=w.places) for p, w in zip(published, written)]
-        refresh_other_maps([p.target for p in published], results["dataset"]["name"], target_root,
+        published = [replace(p, predictions=w.path if len(maps) == 1 else w.path.parent, places=p.places + w.places)
+                     for p, w in zip(published, written)]
+    if predictions:
+        refresh_other_maps([p.target for p in published], maps[-1].name, target_root,
                            **({"progress": progress} if progress else {}))
     return published
