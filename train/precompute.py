@@ -77,12 +77,13 @@ def precompute_map(bundle_dirs: Sequence[Path], data_dir: str | Path, models_dir
     return done
 
 
-def bundles_for_map(map_name: str, models_dir: str | Path | None = None) -> list[Path]:
-    """The bundles the game plays on a map: one per backbone family (app.players.choose_opponents)."""
+def bundles_for_map(map_name: str, models_dir: str | Path | None = None, places=None) -> list[Path]:
+    """The bundles the game plays on a map: one per backbone family (app.players.choose_opponents),
+    among those whose training coverage takes in the map's places when they are given."""
     from app.players import choose_opponents, read_opponents
 
     infos, _ = read_opponents(discover_bundles(models_dir))
-    return [info.path for info in choose_opponents(infos, map_name)]
+    return [info.path for info in choose_opponents(infos, map_name, places)]
 
 
 def precompute_maps(map_dirs: Sequence[str | Path], models_dir: str | Path | None = None, every_bundle: bool = False,
@@ -96,7 +97,16 @@ def precompute_maps(map_dirs: Sequence[str | Path], models_dir: str | Path | Non
     done = []
     for map_dir in map_dirs:
         map_dir = Path(map_dir)
-        bundles = discover_bundles(models) if every_bundle else bundles_for_map(map_dir.name, models)
+        if every_bundle:
+            bundles = discover_bundles(models)
+        else:
+            from app.maps import MapError, load_map
+
+            try:
+                places = load_map(map_dir).places
+            except MapError as exc:
+                raise TrainError(str(exc)) from None
+            bundles = bundles_for_map(map_dir.name, models, places)
         if not bundles:
             raise TrainError(f"no model bundles in {models}: publish a run first (python -m train publish RUN)")
         done += precompute_map(bundles, map_dir, models, progress)
