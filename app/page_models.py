@@ -71,6 +71,11 @@ def render() -> None:
             else:
                 st.dataframe(metrics_styled(frame), hide_index=True, width="stretch")
             st.caption(f"Bundle: {info.path.name}")
+    if reasons:
+        st.subheader("Which models play each map")
+        st.caption("A model plays a map when the map's places lie where it saw training photos; of those, one "
+                   "per family plays, preferring models trained on the map, then the lowest test km on it.")
+        st.dataframe(pd.DataFrame(reasons), hide_index=True, width="stretch")
 
 
 def metrics_styled(frame: pd.DataFrame):

@@ -32,6 +32,7 @@ from torch import nn
 
 from geoai.geocells import GeocellError, Geocells, quadtree_cells
 from geoai.geodesy import EARTH_RADIUS_KM, haversine_km, spherical_mean, validate_coordinates
+from geoai.models.refinement import MODES as REFINE_MODES
 from geoai.models.refinement import refine_in_cells
 from geoai.models.losses import (
     distance_km,
@@ -281,7 +282,8 @@ class GeocellHead(GeoHead):
         if self.refine is not None:
             out["latlon"] = refine_in_cells(probs.detach(), embeddings, self.refine_embeddings, self.refine_cells,
                                             self.refine_latlon, top_cells=self.refine["top_cells"],
-                                            temperature=self.refine["temperature"]).to(centre.dtype)
+                                            temperature=self.refine["temperature"], mode=self.refine["mode"],
+                                            centroids=self.centroids).to(centre.dtype)
         return out
 
     def loss(self, outputs: dict[str, torch.Tensor], latlon: torch.Tensor,
@@ -301,15 +303,18 @@ def _refine_settings(value: Any) -> dict[str, Any] | None:
     """The "refine" entry of a geocell config, checked: {"places", "top_cells", "temperature"}."""
     if value is None:
         return None
-    if not isinstance(value, dict) or set(value) != {"places", "top_cells", "temperature"}:
-        raise HeadError(f"refine must be an object with places, top_cells and temperature, got {value!r:.120}")
+    if not isinstance(value, dict) or not {"places", "top_cells", "temperature"} <= set(value) <= {
+            "places", "top_cells", "temperature", "mode"} or value.get("mode", "retrieve") not in REFINE_MODES:
+        raise HeadError(f"refine must be an object with places, top_cells, temperature and a mode "
+                        f"({', '.join(REFINE_MODES)}), got {value!r:.120}")
     places, top, temperature = value["places"], value["top_cells"], value["temperature"]
     if any(isinstance(v, bool) or not isinstance(v, int) for v in (places, top)) or places < 1 or top < 1:
         raise HeadError(f"refine.places and refine.top_cells must be whole numbers >= 1, got {places!r:.40}, {top!r:.40}")
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
             or not math.isfinite(temperature) or temperature <= 0:
         raise HeadError(f"refine.temperature must be a positive number, got {temperature!r:.40}")
-    return {"places": places, "top_cells": top, "temperature": float(temperature)}
+    return {"places": places, "top_cells": top, "temperature": float(temperature),
+            "mode": value.get("mode", "retrieve")}
 
 
 def _move_km(latlon: torch.Tensor, north_east_km: torch.Tensor) -> torch.Tensor:
