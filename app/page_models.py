@@ -52,7 +52,7 @@ def render() -> None:
             elif why.plays:
                 why = type(why)(False, why.why + "; another model of its family plays instead", why.share)
             reasons.append({"map": map_name, "model": info.name, "plays": "yes" if plays else "no",
-                            "why": why.why})
+                            "places covered": why.share, "why": why.why})
     listing = pd.DataFrame([{
         "name in the game": i.label, "model": i.name, "backbone": i.backbone, "family": FAMILY_LABELS.get(i.family, i.family),
         "head": i.head, "fusion": i.fusion, "trained on": i.dataset,
@@ -75,7 +75,8 @@ def render() -> None:
         st.subheader("Which models play each map")
         st.caption("A model plays a map when the map's places lie where it saw training photos; of those, one "
                    "per family plays, preferring models trained on the map, then the lowest test km on it.")
-        st.dataframe(pd.DataFrame(reasons), hide_index=True, width="stretch")
+        st.dataframe(pd.DataFrame(reasons).style.format({"places covered": lambda v: formatting.percent(v, 0)},
+                                                        na_rep="-"), hide_index=True, width="stretch")
 
 
 def metrics_styled(frame: pd.DataFrame):
