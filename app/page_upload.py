@@ -18,7 +18,7 @@ import streamlit as st
 
 from app import formatting, identity, insight, resources
 from app.game import score_guess
-from app.maps import Bounds, MapError
+from app.maps import Bounds
 from app.messages import without_paths
 from app.players import OpponentError, OpponentInfo
 from app.uploads import EXTENSIONS, MAX_PIXELS, MAX_UPLOAD_MB, UploadError, UploadedPhoto, keep_photo, read_upload
@@ -103,23 +103,16 @@ def keep_once(photo: UploadedPhoto, state: dict) -> None:
     st.caption("Your photo is kept (without its metadata).")
 
 
-def _has_models(infos: list[OpponentInfo], map_name: str) -> bool:
-    try:
-        return bool(choose_opponents(infos, map_name, resources.game_map(map_name).places))
-    except MapError:
-        return False
-
-
 def choose_models() -> list[OpponentInfo] | None:
     """The two models that guess: those of the map the person picks (world-wide ones first)."""
     names = resources.map_names()
     if not names:
         st.error("No maps are set up on this server, so no models can guess.")
         return None
-    # Only maps inside some model's training coverage have models to guess (app.players).
+    # Models play only maps inside their training coverage (app.players): default to a map they trained on.
     infos, _ = resources.all_opponents()
-    playable = [m for m in names if _has_models(infos, m)] or names
-    default = names.index(next((m for m in PREFERRED_MAPS if m in playable), playable[0]))
+    trained = [m for m in names if any(m in i.trained_on for i in infos)] or names
+    default = names.index(next((m for m in PREFERRED_MAPS if m in trained), trained[0]))
     map_name = st.selectbox("Models trained for the map", names, index=default, key="upload_models_map",
                             help="Each map has its own models; world-wide maps suit photos from anywhere.")
     opponents, problems = resources.opponents_for(map_name)

@@ -12,8 +12,8 @@ export GEOAI_DATA_DIR="${GEOAI_DATA_DIR:-$(cd .. && pwd)/shared/data}"
 PLAY_BACKBONES="${GEOAI_PLAY_BACKBONES:-dinov2-small-imgfocus,mobilenetv2-1.0-deepsort}"
 PLAY_MAPS="${GEOAI_PLAY_MAPS:-croatia-streetview}"  # country maps with a pair of their own
 
-train_and_publish() {  # NAME METRIC --data DIR [--data DIR ...]
-  local name="$1" metric="$2"; shift 2
+train_and_publish() {  # NAME METRIC HEADS --data DIR [--data DIR ...]
+  local name="$1" metric="$2" heads="$3"; shift 3
   if [ -f "runs/play-$name/results.json" ]; then
     # Already trained (`rm -rf runs/play-$name` to retrain); published with the game's answers?
     local first; first="$(basename "$2")"
@@ -23,13 +23,13 @@ train_and_publish() {  # NAME METRIC --data DIR [--data DIR ...]
   fi
   echo "Training the game's models: $name (once; minutes on a CPU)..."
   $PY -m train "$@" --name "$name" --backbones "$PLAY_BACKBONES" \
-      --heads geocell,linear-haversine --out "runs/play-$name"
+      --heads "$heads" --out "runs/play-$name"
   $PY -m train publish "runs/play-$name" --metric "$metric"
 }
 
 $PY -m train convert-offline
 for map in $PLAY_MAPS; do
-  train_and_publish "$map" mean_km --data "$GEOAI_DATA_DIR/$map"
+  train_and_publish "$map" mean_km geocell,linear-haversine --data "$GEOAI_DATA_DIR/$map"
 done
 world=()
 for folder in "$GEOAI_DATA_DIR"/*/; do
@@ -38,9 +38,10 @@ for folder in "$GEOAI_DATA_DIR"/*/; do
   [ -f "$folder/metadata.csv" ] && world+=(--data "${folder%/}")
 done
 if [ ${#world[@]} -gt 0 ]; then
-  # Views fused per place, so a refined guess is one training location (not a mean of several);
-  # ranked by median km: on the world a mean-km regression hedges towards the middle of an ocean.
-  train_and_publish world median_km "${world[@]}" --fusion mean
+  # Refined geocells only: on the world a regression head averages continents and guesses open
+  # sea for half the photos (docs/results/world.md). Views fused per place, so a guess is one
+  # training location, not a mean of several.
+  train_and_publish world median_km geocell "${world[@]}" --fusion mean
 fi
 # Offline by design: no usage statistics sent from the browser.
 exec .venv/bin/streamlit run app/main.py --browser.gatherUsageStats false "$@"

@@ -31,12 +31,13 @@ VIEW_MODE = {"none": "single", "mean": "mean"}
 
 
 def _rows_of(run: Path, metric: str) -> list[tuple[str, str, Path]]:
-    """(key, label, bundle) of a run: the best bundle per backbone by validation `metric`, and the
-    baselines. The key names the model alike across runs (for the union row)."""
+    """(key, label, bundle) of a run: every learned head and the baselines, in the view mode of the
+    best bundle by validation `metric`. The key names the model alike across runs (for the union row)."""
     results = json.loads((run / "results.json").read_text())
     best = best_per_backbone(results, metric)
-    rows = [(b, f"{b} ({row['head']})", run / row["bundle"]) for b, row in sorted(best.items())]
     views = best[sorted(best)[0]]["views"]
+    rows = [(f"{row['backbone']} {row['head']}", f"{row['backbone']} {row['head']}", run / row["bundle"])
+            for row in results["results"] if row["views"] == views and row["head"] not in ("medoid", "nearest-neighbour")]
     for row in results["results"]:
         if row["head"] == "medoid" and row["views"] == views:
             rows.append(("medoid", "medoid", run / row["bundle"]))
