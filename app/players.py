@@ -21,7 +21,7 @@ from typing import Any
 
 from app.game import Place
 from geoai.bundle_files import DigestError, default_models_dir, weights_digest
-from geoai.coverage import Verdict, verdict
+from geoai.coverage import Verdict, coverage_from_config, verdict
 from geoai.labels import model_label
 from geoai.precomputed import (
     PredictionFile,
@@ -90,7 +90,7 @@ def read_opponent(path: Path) -> OpponentInfo:
             dataset=str((config.get("dataset") or {}).get("name", "")),
             metrics=config.get("metrics") or {},
             datasets=tuple(str(m.get("name")) for m in (config.get("dataset") or {}).get("members") or []),
-            coverage=tuple(tuple(p) for p in (config.get("dataset") or {}).get("coverage") or []))
+            coverage=tuple(tuple(p) for p in coverage_from_config(config)))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise OpponentError(f"{path} is not a readable model bundle: {exc}") from exc
 

@@ -21,6 +21,21 @@ MIN_SHARE = 0.8  # the share of a map's places that must be inside it
 _CHUNK = 2048
 
 
+def coverage_from_config(config: dict) -> list:
+    """A bundle's training places from its config.json: dataset.coverage, or for bundles made
+    before it was recorded an estimate from the head (cell centroids, or the mean training
+    position of a regression head); [] when neither is there."""
+    recorded = (config.get("dataset") or {}).get("coverage")
+    if isinstance(recorded, list) and recorded:
+        return recorded
+    head = config.get("head") or {}
+    centroids = (head.get("cells") or {}).get("centroids") if isinstance(head.get("cells"), dict) else None
+    if isinstance(centroids, list) and centroids:
+        return centroids
+    mean = head.get("coord_mean")
+    return [mean] if isinstance(mean, list) and len(mean) == 2 else []
+
+
 @dataclass(frozen=True)
 class Verdict:
     """Whether a model plays a map, and the sentence that says why."""

@@ -65,8 +65,18 @@ def test_among_covering_models_the_better_one_on_this_map_plays(players, shared_
 def test_a_bundle_without_coverage_plays_only_its_own_map(tmp_path, shared_data):
     bundle = tmp_path / "old"
     bundle.mkdir()
-    (bundle / "config.json").write_text('{"backbone": {"name": "b"}, "head": {"type": "geocell"}, '
+    (bundle / "config.json").write_text('{"backbone": {"name": "b"}, "head": {"type": "nearest-neighbour"}, '
                                         '"dataset": {"name": "croatia-streetview"}}')
     info = read_opponent(bundle)
     assert not opponent_verdict(info, "im2gps3k", load_map(shared_data / "im2gps3k").places).plays
     assert opponent_verdict(info, CROATIA, load_map(shared_data / CROATIA).places).plays
+
+
+def test_an_older_bundle_is_placed_by_its_head(tmp_path, shared_data):
+    bundle = tmp_path / "old-linear"
+    bundle.mkdir()
+    (bundle / "config.json").write_text('{"backbone": {"name": "b"}, "head": {"type": "linear-haversine", '
+                                        '"coord_mean": [45.2, 16.1]}, "dataset": {"name": "croatia-streetview"}}')
+    info = read_opponent(bundle)
+    assert not opponent_verdict(info, "im2gps3k", load_map(shared_data / "im2gps3k").places).plays
+    assert opponent_verdict(info, "other-croatian-map", load_map(shared_data / CROATIA).places).plays
