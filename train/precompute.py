@@ -107,6 +107,9 @@ def precompute_maps(map_dirs: Sequence[str | Path], models_dir: str | Path | Non
             except MapError as exc:
                 raise TrainError(str(exc)) from None
             bundles = bundles_for_map(map_dir.name, models, places)
+        if not bundles and not every_bundle and discover_bundles(models):
+            raise TrainError(f"no model in {models} covers map {map_dir.name}: its places lie outside every model's "
+                             "training places (train one on it, or pass --all)")
         if not bundles:
             raise TrainError(f"no model bundles in {models}: publish a run first (python -m train publish RUN)")
         done += precompute_map(bundles, map_dir, models, progress)
