@@ -46,7 +46,9 @@ def test_union_keeps_every_place_in_its_own_datasets_split(two_datasets):
 
 def test_a_folder_without_datasets_is_one_clear_error(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    assert main(["--data", str(tmp_path / "empty"), "--backbones", "x", "--out", str(tmp_path / "run")]) == 1
+    resnet = make_tiny_resnet(tmp_path / "tiny-resnet")
+    assert main(["--data", str(tmp_path / "empty"), "--backbones", str(resnet), "--heads", "medoid",
+                 "--out", str(tmp_path / "run")]) == 1
     assert "neither a dataset nor a folder of datasets" in capsys.readouterr().err
 
 

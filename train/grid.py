@@ -377,7 +377,8 @@ def run_grid(config: ExperimentConfig, runtime: Runtime) -> dict[str, Any]:
     # embed with their own weights, and the medoid never looks at the images.
     needs_embeddings = ("nearest-neighbour" in heads
                         or (not config.finetune and any(h in HEAD_TYPES for h in heads)))
-    dataset_paths(config.data)  # before the backbone checks, which may reach for the hub
+    for folder in config.data if isinstance(config.data, list) else [config.data]:
+        dataset_root(folder)  # before the backbone checks, which may reach for the hub
     specs = check_backbones(config.backbones)
     clock = StageClock()
     with clock("load and validate dataset"):
