@@ -12,33 +12,20 @@ import random
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from app.game import choose_places
 from app.maps import load_map
-from test_game_support import GAME_MAP, game_environment
+from test_game_support import GAME_MAP, app_environment, game_environment
 
-REPO = Path(__file__).resolve().parents[1]
-MAIN = str(REPO / "app" / "main.py")
-PAGE_SCRIPT = f"""
-import sys
-sys.path.insert(0, {str(REPO)!r})
-from app import {{module}}
-{{module}}.render()
-"""
+from test_app_play import MAIN, PAGE_SCRIPT
 
 
 @pytest.fixture
 def app_env(shared_data, tmp_path, monkeypatch):
     env = game_environment(shared_data, tmp_path)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield env
-    st.cache_resource.clear()
-    st.cache_data.clear()
+    with app_environment(monkeypatch, env):
+        yield env
 
 
 def no_errors(at: AppTest) -> None:

@@ -8,10 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from test_game_support import GAME_MAP, game_environment
+from test_game_support import GAME_MAP, app_environment, game_environment
 
 REPO = Path(__file__).resolve().parents[1]
 MAIN = str(REPO / "app" / "main.py")
@@ -25,13 +24,8 @@ from app import {{module}}
 
 @pytest.fixture
 def app_env(shared_data, tmp_path, monkeypatch):
-    for key, value in game_environment(shared_data, tmp_path).items():
-        monkeypatch.setenv(key, value)
-    st.cache_resource.clear()  # the store, maps and models are cached per process
-    st.cache_data.clear()
-    yield tmp_path
-    st.cache_resource.clear()
-    st.cache_data.clear()
+    with app_environment(monkeypatch, game_environment(shared_data, tmp_path)):
+        yield tmp_path
 
 
 def no_errors(at: AppTest) -> None:

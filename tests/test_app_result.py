@@ -9,7 +9,6 @@ import io
 import json
 
 import pytest
-import streamlit as st
 from PIL import Image
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
@@ -18,19 +17,14 @@ from app import formatting
 from app.messages import without_paths
 from result_support import EXIF_MAP, classifier_models_dir, write_exif_map
 from test_app_play import MAIN, no_errors, start
-from test_game_support import game_environment
+from test_game_support import app_environment, game_environment
 
 
 @pytest.fixture
 def result_env(shared_data, tmp_path, monkeypatch):
-    for key, value in game_environment(shared_data, tmp_path).items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("GEOAI_MODELS_DIR", str(classifier_models_dir(shared_data)))
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield tmp_path
-    st.cache_resource.clear()
-    st.cache_data.clear()
+    env = {**game_environment(shared_data, tmp_path), "GEOAI_MODELS_DIR": str(classifier_models_dir(shared_data))}
+    with app_environment(monkeypatch, env):
+        yield tmp_path
 
 
 @pytest.fixture

@@ -7,14 +7,13 @@ import io
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from PIL import Image
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from app.game import distance_km
 from result_support import classifier_models_dir, jpeg_with_gps
-from test_game_support import game_environment
+from test_game_support import app_environment, game_environment
 
 REPO = Path(__file__).resolve().parents[1]
 PAGE = f"""
@@ -28,15 +27,10 @@ ZAGREB = (45.8150, 15.9819)
 
 @pytest.fixture
 def upload_env(shared_data, tmp_path, monkeypatch):
-    for key, value in game_environment(shared_data, tmp_path).items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("GEOAI_MODELS_DIR", str(classifier_models_dir(shared_data)))
-    monkeypatch.setenv("GEOAI_UPLOADS_DIR", str(tmp_path / "kept"))
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield tmp_path
-    st.cache_resource.clear()
-    st.cache_data.clear()
+    env = {**game_environment(shared_data, tmp_path), "GEOAI_MODELS_DIR": str(classifier_models_dir(shared_data)),
+           "GEOAI_UPLOADS_DIR": str(tmp_path / "kept")}
+    with app_environment(monkeypatch, env):
+        yield tmp_path
 
 
 @pytest.fixture

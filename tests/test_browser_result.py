@@ -4,16 +4,13 @@ test-artifacts/ (gitignored); the test checks what a player must be able to see 
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from result_support import classifier_models_dir, jpeg_with_gps
-from browser_support import (CHROMIUM, CHROMIUM_ARGS, REPO, click_map, free_port, map_point, map_state,
-                             press_guess_and_wait_result, wait_healthy, wait_round_map)
+from browser_support import (CHROMIUM, CHROMIUM_ARGS, click_map, map_point, map_state,
+                             press_guess_and_wait_result, running_streamlit, wait_round_map)
 from test_browser import ARTIFACTS
 from test_game_support import game_environment
 
@@ -25,26 +22,12 @@ PLAYER = "Screen_Tester"
 def classifier_app(shared_data, tmp_path):
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium not found at {CHROMIUM}: install the Debian package `chromium`")
-    port = free_port()
-    env = {**os.environ, **game_environment(shared_data, tmp_path), "PYTHONUNBUFFERED": "1",
-           "GEOAI_MODELS_DIR": str(classifier_models_dir(shared_data))}
+    env = {**game_environment(shared_data, tmp_path), "GEOAI_MODELS_DIR": str(classifier_models_dir(shared_data))}
     log_path = tmp_path / "streamlit.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1",
-             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(url, process)
-        yield url, tmp_path
+        with running_streamlit(env, log_path) as url:
+            yield url, tmp_path
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
         print(log_path.read_text()[-4000:])
 
 

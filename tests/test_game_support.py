@@ -6,9 +6,11 @@ with real geoai.models code paths in seconds, offline.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import tempfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from tiny_models import make_tiny_beit, make_tiny_resnet
@@ -63,3 +65,20 @@ def game_environment(shared_data: Path, tmp: Path) -> dict[str, str]:
         "GEOAI_BASEMAP": "off",
         "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
     }
+
+
+@contextlib.contextmanager
+def app_environment(monkeypatch, env: Mapping[str, str]) -> Iterator[None]:
+    """The app's settings in the environment, with Streamlit's per-process caches (store,
+    maps, models) empty before and after, so no test sees another's."""
+    import streamlit as st
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    try:
+        yield
+    finally:
+        st.cache_resource.clear()
+        st.cache_data.clear()
