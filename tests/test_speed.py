@@ -2,7 +2,7 @@
 
 Timing is never asserted here (the CI machine is shared and noisy); what is asserted is
 that the fast path gives the same embeddings as fp32 and that the benchmark runs and
-reports every number the issue asks for.
+reports every number the speed targets need.
 """
 from __future__ import annotations
 

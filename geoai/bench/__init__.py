@@ -1,6 +1,6 @@
 """Speed benchmark of the geolocation models: `python -m geoai.bench [--quick] [--tiny]`.
 
-Measures, in one run, what the issue "fast BEiT and ResNet-50 inference" asks for:
+Measures, in one run, what fast BEiT and ResNet-50 inference needs to show:
 model-only throughput of the fast path against a plain fp32 `transformers` forward,
 batch-1 latency, whether the answers stay the same (embedding cosine, coordinate drift),
 the end-to-end embedding pipeline, and the game's round latency, cold start and memory.

@@ -28,7 +28,7 @@ RESNET_TINY = dict(embedding_size=8, hidden_sizes=[16, 32, 32, 64], depths=[1, 1
 def build_model(name: str, *, tiny: bool = False, seed: int = 0) -> PreTrainedModel:
     """A random-weight "beit" (BEiT-base/16 at 224) or "resnet50" (ResNet-50 v1.5), eval mode.
 
-    BEiT uses eager attention: the baseline of the issue is plain eager fp32.
+    BEiT uses eager attention: the baseline is plain eager fp32.
     """
     torch.manual_seed(seed)
     if name == "beit":

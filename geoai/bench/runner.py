@@ -22,7 +22,7 @@ from geoai.models.speed import (FastEmbedder, InferenceSettings, choose_settings
 
 OFFLINE_BACKBONES = ("dinov2-small-imgfocus", "mobilenetv2-1.0-deepsort")
 FAMILY = {"beit": "transformer", "resnet50": "cnn"}
-# The issue's targets.
+# The speed targets.
 TARGETS = {"beit_fast_speedup": 2.0, "resnet50_fast_speedup": 4.0, "min_cosine": 0.999,
            "max_drift_km": 1.0, "round_p95_ms_offline": 500.0, "round_p95_ms": 1500.0,
            "peak_rss_mb": 2048.0, "peak_rss_mb_offline": 2048.0,
@@ -69,7 +69,7 @@ def _cpuinfo() -> str:
 
 
 def _baseline_fn(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The issue's baseline: plain transformers forward, fp32, eager, torch.no_grad."""
+    """The baseline: plain transformers forward, fp32, eager, torch.no_grad."""
     def run(pixels: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return model(pixel_values=pixels).pooler_output.flatten(1).float()
@@ -220,7 +220,7 @@ def run_benchmark(opts: BenchOptions, log: Callable[[str], None] = print) -> dic
 
 
 def summarise(results: dict) -> dict:
-    """The flat headline numbers printed as the JSON last line, with the issue's targets.
+    """The flat headline numbers printed as the JSON last line, with the speed targets.
 
     Unsuffixed keys are the default fast path (fp32 numbers); `_bf16` keys the opt-in
     reduced precision. Speed-ups are medians of paired (same-round) ratios.
