@@ -266,6 +266,12 @@ def time_up_note(play: PlaySession) -> None:
 
 def render_result(play: PlaySession) -> None:
     scoreboard(play)
+    show_round_result(play, last=False)
+
+
+def show_round_result(play: PlaySession, last: bool) -> None:
+    """The round's map and scores, then what the models believed and where they looked;
+    before the last round with its notes, the closest player and the Next round button."""
     result = play.last_result
     st.subheader(f"Round {result.number}: the photo was taken here")
     left, right = st.columns([3, 2])
@@ -274,13 +280,14 @@ def render_result(play: PlaySession) -> None:
     with right:
         time_up_note(play)
         show_table(result_table(play), players(play))
-        for note in play.game.notes_for(result.number, "model"):
-            st.info(note)
-        closest = result.ranking()[0]
-        st.write(f"Closest: {players(play)[closest.who].label} ({formatting.km(closest.distance_km)})")
-        if st.button("Next round", type="primary", key=f"next-{play.map_key}"):
-            play.next_round()
-            st.rerun()
+        if not last:
+            for note in play.game.notes_for(result.number, "model"):
+                st.info(note)
+            closest = result.ranking()[0]
+            st.write(f"Closest: {players(play)[closest.who].label} ({formatting.km(closest.distance_km)})")
+            if st.button("Next round", type="primary", key=f"next-{play.map_key}"):
+                play.next_round()
+                st.rerun()
     show_insight(play)
 
 
@@ -296,7 +303,7 @@ def show_insight(play: PlaySession) -> None:
     opponents = [insight.Opponent(info, model_players.prediction(info, place), colours[info.name])
                  for info in current_opponents(play)]
     shown = [p for p in map(photos.shown_or_none, place.image_paths) if p]
-    insight.render_panel(insight.service(resources.model_players()), opponents, shown, (place.lat, place.lon),
+    insight.render_panel(insight.service(model_players), opponents, shown, (place.lat, place.lon),
                          resources.borders_for(game.map_name), resources.game_map(game.map_name).bounds,
                          key=f"insight-{play.map_key}")
 
@@ -324,14 +331,7 @@ def render_final(play: PlaySession) -> None:
     for note in game.notes:
         st.caption(note.text)
     recap.show_recap(game, colours_of(play))
-    st.subheader(f"Round {play.last_result.number}: the photo was taken here")
-    left, right = st.columns([3, 2])
-    with left:
-        result_map(play)
-    with right:
-        time_up_note(play)
-        show_table(result_table(play), who)
-    show_insight(play)
+    show_round_result(play, last=True)
 
 
 def basemap_on() -> bool:
