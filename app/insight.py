@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import pydeck as pdk
 import streamlit as st
 from PIL import Image
 
 from app import formatting
 from app.maps import Bounds
 from app.players import ModelPlayers, OpponentInfo
+from app.views import MapDeck, map_deck
 from geoai.prediction import PlacePrediction
 
 log = logging.getLogger("geoai.app")
@@ -45,7 +45,6 @@ SALIENCY_ENV = "GEOAI_SALIENCY"
 SALIENCY_MODES = ("auto", "on-request")
 LOOKED_KEY = "insight-looked"  # session flag: the person asked to see where the models looked
 HEAT_COLOURS = [[255, 255, 178], [254, 204, 92], [253, 141, 60], [240, 59, 32], [189, 0, 38]]
-OCEAN, LAND, BORDER = [186, 214, 235, 255], [245, 242, 232, 255], [120, 120, 120, 255]
 TRUTH_RGB = [30, 160, 60, 255]
 REGRESSION_TEXT = ("Its head is a regression head: it answers with a single point, not a spread of "
                    "beliefs over the map, so there is no heatmap to show.")
@@ -113,48 +112,25 @@ def belief_view(cells: Sequence[tuple[float, float, float]], extra: Sequence[tup
 
 
 def belief_deck(prediction: PlacePrediction, truth: tuple[float, float] | None, borders_json: str | None,
-                map_bounds: Bounds | None, colour: Sequence[int]) -> pdk.Deck:
+                map_bounds: Bounds | None, colour: Sequence[int], labels_json: str | None = None) -> MapDeck:
     """Heatmap of the head's cell probabilities, the top 3 numbered, the guess and the truth."""
     cells = list(prediction.top_cells or ())
-    layers = base_layers(borders_json)
-    layers.append(pdk.Layer("HeatmapLayer", id="belief",
-                            data=[{"p": [lon, lat], "w": p} for lat, lon, p in cells],
-                            get_position="p", get_weight="w", radius_pixels=60, intensity=1.2,
-                            threshold=0.03, color_range=HEAT_COLOURS))
-    top = [{"p": [lon, lat], "t": str(i)} for i, (lat, lon, _) in enumerate(top_guesses(prediction), start=1)]
-    # White labels on a dark badge: readable over any heat colour, no SDF font needed. (pydeck
-    # turns every string property into an accessor expression, so only numbers and lists here.)
-    layers.append(pdk.Layer("TextLayer", id="top", data=top, get_position="p", get_text="t", get_size=15,
-                            get_color=[255, 255, 255, 255], font_weight=700, background=True,
-                            get_background_color=[40, 40, 40, 230], background_padding=[5, 2],
-                            get_pixel_offset=[14, -14]))
+    heat = {"@@type": "HeatmapLayer", "id": "belief", "data": [{"p": [lon, lat], "w": p} for lat, lon, p in cells],
+            "getPosition": "@@=p", "getWeight": "@@=w", "radiusPixels": 60, "intensity": 1.2,
+            "threshold": 0.03, "colorRange": HEAT_COLOURS}
+    # White numbers on a dark badge: readable over any heat colour.
+    top = {"@@type": "TextLayer", "id": "top", "getPosition": "@@=p", "getText": "@@=t", "getSize": 15,
+           "data": [{"p": [lon, lat], "t": str(i)} for i, (lat, lon, _) in enumerate(top_guesses(prediction), start=1)],
+           "getColor": [255, 255, 255, 255], "fontWeight": 700, "background": True,
+           "getBackgroundColor": [40, 40, 40, 230], "backgroundPadding": [5, 2], "getPixelOffset": [14, -14]}
     points = [{"p": [prediction.lon, prediction.lat], "c": list(colour)}]
     if truth is not None:
         points.append({"p": [truth[1], truth[0]], "c": TRUTH_RGB})
-    layers.append(pdk.Layer("ScatterplotLayer", id="points", data=points, get_position="p", get_fill_color="c",
-                            get_line_color=[255, 255, 255, 255], stroked=True, line_width_min_pixels=2,
-                            radius_min_pixels=6, radius_max_pixels=9, get_radius=1500))
+    marks = {"@@type": "ScatterplotLayer", "id": "points", "data": points, "getPosition": "@@=p",
+             "getFillColor": "@@=c", "getLineColor": [255, 255, 255, 255], "stroked": True,
+             "lineWidthMinPixels": 2, "radiusMinPixels": 6, "radiusMaxPixels": 9, "getRadius": 1500}
     extra = [(prediction.lat, prediction.lon)] + ([truth] if truth is not None else [])
-    view = belief_view(cells, extra, map_bounds)
-    return pdk.Deck(layers=layers, initial_view_state=pdk.ViewState(**view), map_style=None,
-                    views=[pdk.View("MapView", controller=True)], tooltip=False)
-
-
-def base_layers(borders_json: str | None) -> list[pdk.Layer]:
-    """Sea, land and country borders (offline), under everything else."""
-    layers = [pdk.Layer("SolidPolygonLayer", id="ocean", data=[{"p": [[-180, -85], [180, -85], [180, 85], [-180, 85]]}],
-                        get_polygon="p", get_fill_color=OCEAN)]
-    if borders_json:
-        layers.append(pdk.Layer("GeoJsonLayer", id="land", data=_geojson(borders_json), stroked=True, filled=True,
-                                get_fill_color=LAND, get_line_color=BORDER, line_width_min_pixels=1,
-                                wrap_longitude=True))
-    return layers
-
-
-@functools.lru_cache(maxsize=16)
-def _geojson(borders_json: str) -> dict:
-    import json
-    return json.loads(borders_json)
+    return map_deck(belief_view(cells, extra, map_bounds), [heat, top, marks], borders_json, labels_json)
 
 
 # -- where it looked ------------------------------------------------------------------------
@@ -250,7 +226,7 @@ class Opponent:
 
 def render_panel(service: InsightService, opponents: Sequence[Opponent], photos: Sequence[bytes],
                  truth: tuple[float, float] | None, borders_json: str | None = None,
-                 map_bounds: Bounds | None = None, key: str = "insight") -> None:
+                 map_bounds: Bounds | None = None, key: str = "insight", labels_json: str | None = None) -> None:
     """Belief maps at once, then the saliency strips as they arrive (call it after the scores)."""
     if not opponents:
         return
@@ -262,7 +238,8 @@ def render_panel(service: InsightService, opponents: Sequence[Opponent], photos:
     st.subheader("What the models believed")
     for col, opponent in zip(st.columns(len(opponents)), opponents):
         with col:
-            show_belief(opponent, truth, borders_json, map_bounds, key=f"{key}-belief-{opponent.info.name}")
+            show_belief(opponent, truth, borders_json, map_bounds, key=f"{key}-belief-{opponent.info.name}",
+                        labels_json=labels_json)
     if not photos:
         return
     st.subheader("Where they looked")
@@ -292,7 +269,7 @@ def saliency_mode() -> str:
 
 
 def show_belief(opponent: Opponent, truth: tuple[float, float] | None, borders_json: str | None,
-                map_bounds: Bounds | None, key: str) -> None:
+                map_bounds: Bounds | None, key: str, labels_json: str | None = None) -> None:
     st.markdown(f"**{opponent.info.label}**")
     prediction = opponent.prediction
     if prediction is None:
@@ -301,7 +278,7 @@ def show_belief(opponent: Opponent, truth: tuple[float, float] | None, borders_j
     if not prediction.top_cells:
         st.caption(REGRESSION_TEXT)
         return
-    draw_deck(belief_deck(prediction, truth, borders_json, map_bounds, opponent.colour), key=key, height=320)
+    draw_deck(belief_deck(prediction, truth, borders_json, map_bounds, opponent.colour, labels_json), key=key, height=320)
     st.caption(f"Heat: the probability its {opponent.info.head} head gave each cell; numbers: its three "
                "most likely cells; its guess in its colour, the truth in green.")
     st.table(top_guesses_frame(prediction, truth), hide_index=True)
@@ -350,7 +327,7 @@ def service(_players: ModelPlayers) -> InsightService:
     return InsightService(_players)
 
 
-def draw_deck(deck: pdk.Deck, key: str, height: int) -> None:
+def draw_deck(deck: MapDeck, key: str, height: int) -> None:
     """A read-only map, drawn by the game's own deck.gl map (the page already loads that
     deck.gl; a second copy from st.pydeck_chart on the same page refuses to start)."""
     from app.components.guess_map import guess_map

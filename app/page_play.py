@@ -285,10 +285,17 @@ def show_round_result(play: PlaySession, last: bool) -> None:
                 st.info(note)
             closest = result.ranking()[0]
             st.write(f"Closest: {players(play)[closest.who].label} ({formatting.km(closest.distance_km)})")
-            if st.button("Next round", type="primary", key=f"next-{play.map_key}"):
-                play.next_round()
-                st.rerun()
+            # A callback runs before the script, so the click's run draws the next round
+            # straight away instead of drawing this result once more first.
+            st.button("Next round", type="primary", key=f"next-{play.map_key}", on_click=next_round, args=(play,))
     show_insight(play)
+
+
+def next_round(play: PlaySession) -> None:
+    try:
+        play.next_round()
+    except GameError:  # a second click on a button that already moved on: nothing to do
+        pass
 
 
 def colours_of(play: PlaySession) -> dict[str, tuple[int, ...]]:
@@ -305,7 +312,7 @@ def show_insight(play: PlaySession) -> None:
     shown = [p for p in map(photos.shown_or_none, place.image_paths) if p]
     insight.render_panel(insight.service(model_players), opponents, shown, (place.lat, place.lon),
                          resources.borders_for(game.map_name), resources.game_map(game.map_name).bounds,
-                         key=f"insight-{play.map_key}")
+                         key=f"insight-{play.map_key}", labels_json=resources.labels_for(game.map_name))
 
 
 def render_final(play: PlaySession) -> None:

@@ -13,7 +13,6 @@ import html
 import logging
 
 import pandas as pd
-import pydeck as pdk
 import streamlit as st
 
 from app import formatting, identity, insight, resources
@@ -21,6 +20,7 @@ from app.game import score_guess
 from app.maps import Bounds
 from app.messages import without_paths
 from app.players import OpponentError, OpponentInfo
+from app.views import MapDeck, map_deck
 from app.uploads import EXTENSIONS, MAX_PIXELS, MAX_UPLOAD_MB, UploadError, UploadedPhoto, keep_photo, read_upload
 from db.models import PERSON
 from geoai.scoring import WORLD_SIZE_KM
@@ -154,29 +154,28 @@ def colours(opponents: list[OpponentInfo]) -> dict[str, tuple[int, ...]]:
     return {name: who.rgba for name, who in identity.identities("You", opponents).items() if name != PERSON}
 
 
-def world_deck(points: list[dict], truth: tuple[float, float] | None = None) -> pdk.Deck:
+def world_deck(points: list[dict], truth: tuple[float, float] | None = None) -> MapDeck:
     """Land, sea and borders of the world; each point {lat, lon, colour} with a line to the truth."""
     from app.borders import borders_json
+    from app.country_labels import labels_json
 
-    layers = insight.base_layers(borders_json(None))
+    layers = []
     if truth is not None:
-        layers.append(pdk.Layer("LineLayer", id="lines",
-                                data=[{"a": [p["lon"], p["lat"]], "b": [truth[1], truth[0]], "c": list(p["colour"])}
-                                      for p in points],
-                                get_source_position="a", get_target_position="b", get_color="c", get_width=3))
+        layers.append({"@@type": "LineLayer", "id": "lines", "getSourcePosition": "@@=a",
+                       "getTargetPosition": "@@=b", "getColor": "@@=c", "getWidth": 3,
+                       "data": [{"a": [p["lon"], p["lat"]], "b": [truth[1], truth[0]], "c": list(p["colour"])}
+                                for p in points]})
         points = [*points, {"lat": truth[0], "lon": truth[1], "colour": TRUTH_COLOUR}]
     if points:
-        layers.append(pdk.Layer("ScatterplotLayer", id="points",
-                                data=[{"p": [p["lon"], p["lat"]], "c": list(p["colour"])} for p in points],
-                                get_position="p", get_fill_color="c", get_line_color=[255, 255, 255, 255],
-                                stroked=True, line_width_min_pixels=2, radius_min_pixels=7, get_radius=2000))
-    if points:
+        layers.append({"@@type": "ScatterplotLayer", "id": "points", "getPosition": "@@=p", "getFillColor": "@@=c",
+                       "data": [{"p": [p["lon"], p["lat"]], "c": list(p["colour"])} for p in points],
+                       "getLineColor": [255, 255, 255, 255], "stroked": True, "lineWidthMinPixels": 2,
+                       "radiusMinPixels": 7, "getRadius": 2000})
         view = Bounds.of([p["lat"] for p in points], [p["lon"] for p in points]).view(700, 420, margin=1.6)
-        view_state = pdk.ViewState(latitude=view.latitude, longitude=view.longitude, zoom=view.zoom)
+        view_state = {"latitude": view.latitude, "longitude": view.longitude, "zoom": view.zoom}
     else:
-        view_state = pdk.ViewState(latitude=20.0, longitude=10.0, zoom=0.8)
-    return pdk.Deck(layers=layers, initial_view_state=view_state, map_style=None, tooltip=False,
-                    views=[pdk.View("MapView", controller=True)])
+        view_state = {"latitude": 20.0, "longitude": 10.0, "zoom": 0.8}
+    return map_deck(view_state, layers, borders_json(None), labels_json(None))
 
 
 def legend(opponents: list[OpponentInfo], with_person: bool, with_truth: bool) -> None:

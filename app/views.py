@@ -1,8 +1,10 @@
-"""pydeck decks for the round map and the result map, drawn by app.components.guess_map.
+"""Map specs for every map the game draws (round, result, belief, upload), drawn by
+app.components.guess_map.
 
-Specs are written as deck.gl JSON by hand (a pydeck Deck whose to_json() returns them) so
-the two large static layers, country borders and country names, are serialized once per
-process and spliced into every spec as ready JSON.
+Specs are deck.gl JSON, the format pydeck writes, built as plain dicts: the two large static
+layers, country borders and country names, are serialized once per process and spliced into
+every spec as ready JSON, and no pydeck object is built per page run (building one imports
+and checks optional packages each time, and its serializer walks the borders again).
 
 The map needs no tile server: the sea is the map's background, land and borders come
 from assets/countries-50m.geojson and names from assets/country-labels.json. Online
@@ -17,7 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pydeck as pdk
 
 from app.country_labels import label_characters
 from app.maps import Bounds
@@ -41,11 +42,13 @@ class Marker:
     colour: tuple[int, ...]
 
 
-class MapDeck(pdk.Deck):
-    """A Deck whose JSON is a prepared spec with big layer data spliced in verbatim."""
+BORDERS, LABELS = "@@BORDERS@@", "@@LABELS@@"  # placeholders for the spliced layer data
+
+
+class MapDeck:
+    """A deck.gl JSON spec with big layer data spliced in verbatim (guess_map draws it)."""
 
     def __init__(self, spec: dict, blobs: dict[str, str]) -> None:
-        super().__init__(layers=[], map_style=None, tooltip=False)
         self.spec = spec
         self.blobs = blobs  # placeholder -> JSON text
 
@@ -91,14 +94,15 @@ def result_frame(markers: Sequence[Marker], margin: float = 0.12) -> tuple[float
     return max(area.south - lat_pad, -85.0), west, min(area.north + lat_pad, 85.0), east
 
 
-def _base_layers(tiles: bool) -> list[dict]:
+def base_layers(tiles: bool = False) -> list[dict]:
+    """Land, borders and country names (spliced in from BORDERS and LABELS)."""
     # Natural Earth rings that cross the antimeridian (Russia, Fiji) jump from +180 to -180;
     # deck.gl cuts them there instead of drawing lines and bands across the whole world.
     return [
-        {"@@type": "GeoJsonLayer", "id": "land", "pickable": False, "data": "@@BORDERS@@",
+        {"@@type": "GeoJsonLayer", "id": "land", "pickable": False, "data": BORDERS,
          "stroked": True, "filled": not tiles, "getFillColor": LAND, "getLineColor": BORDER,
          "lineWidthUnits": "pixels", "getLineWidth": 1, "lineWidthMinPixels": 1, "wrapLongitude": True},
-        {"@@type": "TextLayer", "id": "country-names", "pickable": False, "data": "@@LABELS@@",
+        {"@@type": "TextLayer", "id": "country-names", "pickable": False, "data": LABELS,
          "getPosition": "@@=p", "getText": "@@=n", "getSize": 13, "sizeUnits": "pixels",
          "getColor": LABEL_TEXT, "fontFamily": "Source Sans Pro, Helvetica, Arial, sans-serif",
          "fontWeight": 600, "characterSet": label_characters(), "fontSettings": {"sdf": True, "buffer": 8},
@@ -111,10 +115,16 @@ def _views() -> list[dict]:
     return [{"@@type": "MapView", "id": "map", "repeat": True}]  # the world wraps around
 
 
+def map_deck(view_state: dict, layers: Sequence[dict], borders: str | None, labels: str | None,
+             *, tiles: bool = False) -> MapDeck:
+    """A map of land, borders and names under `layers`; view_state: latitude, longitude, zoom."""
+    spec = {"initialViewState": view_state, "views": _views(), "layers": [*base_layers(tiles), *layers]}
+    return MapDeck(spec, {BORDERS: borders or "[]", LABELS: labels or "[]"})
+
+
 def play_deck(bounds: Bounds, borders: str, labels: str, *, tiles: bool = False) -> MapDeck:
     """The round's map: land, borders and names; the pin lives in the browser."""
-    spec = {"initialViewState": _view_state(bounds), "views": _views(), "layers": _base_layers(tiles)}
-    return MapDeck(spec, {"@@BORDERS@@": borders, "@@LABELS@@": labels})
+    return map_deck(_view_state(bounds), [], borders, labels, tiles=tiles)
 
 
 def great_circle(a: tuple[float, float], b: tuple[float, float], points: int = ARC_POINTS) -> list[list[float]]:
@@ -141,12 +151,11 @@ def great_circle(a: tuple[float, float], b: tuple[float, float], points: int = A
 def result_deck(bounds: Bounds, borders: str, labels: str, truth: Marker, guesses: Sequence[Marker],
                 *, tiles: bool = False) -> MapDeck:
     """The truth, every guess, and a great-circle arc from each guess to the truth."""
-    layers = _base_layers(tiles)
-    layers.append({"@@type": "PathLayer", "id": "arcs", "pickable": False,
+    layers = [{"@@type": "PathLayer", "id": "arcs", "pickable": False,
                    "data": [{"path": great_circle((g.lat, g.lon), (truth.lat, truth.lon)), "c": list(g.colour[:3])}
                             for g in guesses],
                    "getPath": "@@=path", "getColor": "@@=c", "getWidth": 3, "widthUnits": "pixels",
-                   "capRounded": True, "jointRounded": True})
+                   "capRounded": True, "jointRounded": True}]
     points = [{"p": [g.lon, g.lat], "c": list(g.colour[:3]), "r": 7} for g in guesses]
     points.append({"p": [truth.lon, truth.lat], "c": list(truth.colour[:3]), "r": 10})
     layers.append({"@@type": "ScatterplotLayer", "id": "truth-ring", "pickable": False,  # the truth stands out
@@ -156,8 +165,7 @@ def result_deck(bounds: Bounds, borders: str, labels: str, truth: Marker, guesse
                    "getPosition": "@@=p", "getFillColor": "@@=c", "getRadius": "@@=r",
                    "radiusUnits": "pixels", "stroked": True, "getLineColor": [255, 255, 255, 255],
                    "lineWidthUnits": "pixels", "getLineWidth": 2.5})
-    spec = {"initialViewState": _view_state(bounds), "views": _views(), "layers": layers}
-    return MapDeck(spec, {"@@BORDERS@@": borders, "@@LABELS@@": labels})
+    return map_deck(_view_state(bounds), layers, borders, labels, tiles=tiles)
 
 
 def online_basemap_reachable(timeout_s: float = 1.5) -> bool:

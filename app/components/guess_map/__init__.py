@@ -14,9 +14,14 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pydeck as pdk
 import streamlit as st
+
+if TYPE_CHECKING:  # annotations only: building a pydeck Deck is the caller's business
+    import pydeck as pdk
+
+    from app.views import MapDeck
 
 HERE = Path(__file__).resolve().parent
 DECKGL_VERSION = (HERE.parents[1] / "static" / "deckgl" / "VERSION").read_text().strip()
@@ -97,7 +102,7 @@ def map_event(key: str) -> MapEvent | None:
     return None
 
 
-def guess_map(deck: pdk.Deck | str, *, key: str, height: int = DEFAULT_HEIGHT,
+def guess_map(deck: pdk.Deck | MapDeck | str, *, key: str, height: int = DEFAULT_HEIGHT,
               fit: tuple[float, float, float, float] | None = None,
               legend: Sequence[LegendEntry] = (), interactive: bool = True,
               timer_s: float | None = None, on_timeout: Callable[[], None] | None = None,
@@ -105,7 +110,7 @@ def guess_map(deck: pdk.Deck | str, *, key: str, height: int = DEFAULT_HEIGHT,
               tiles_url: str | None = None) -> tuple[float, float] | None:
     """Show the deck; return the (lat, lon) the person sent with Guess, else None.
 
-    deck: a pydeck Deck (or its JSON). key: one per round, so every round starts without a
+    deck: deck.gl JSON, or a deck that writes it (a pydeck Deck, app.views.MapDeck). key: one per round, so every round starts without a
     pin. height: pixels of the map with its Guess bar (the legend, if any, comes below). fit: (south, west, north, east) framed at the start, fitted to the real size of
     the map in the browser. legend: the swatches shown over the map. interactive=False
     draws the deck without pin or button (a result map). timer_s: seconds left for the
