@@ -44,6 +44,7 @@ RUN useradd --create-home --uid 1000 geoai && \
     mkdir -p /srv/maps /srv/models /srv/checkpoints /srv/state && chown geoai /srv/state
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
+COPY .streamlit .streamlit
 COPY app app
 COPY assets assets
 COPY db db
@@ -61,11 +62,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     STREAMLIT_SERVER_PORT=8501 \
     STREAMLIT_SERVER_ADDRESS=0.0.0.0 \
     STREAMLIT_SERVER_HEADLESS=true \
-    STREAMLIT_SERVER_FILE_WATCHER_TYPE=none \
-    STREAMLIT_SERVER_ENABLE_STATIC_SERVING=true \
-    STREAMLIT_SERVER_MAX_UPLOAD_SIZE=16 \
-    STREAMLIT_CLIENT_TOOLBAR_MODE=minimal \
-    STREAMLIT_BROWSER_GATHER_USAGE_STATS=false
+    STREAMLIT_SERVER_FILE_WATCHER_TYPE=none
 USER geoai
 EXPOSE 8501
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
