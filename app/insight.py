@@ -30,6 +30,7 @@ from PIL import Image
 from app import formatting
 from app.maps import Bounds
 from app.players import ModelPlayers, OpponentInfo
+from app.tables import show_table
 from app.views import MapDeck, map_deck
 from geoai.prediction import PlacePrediction
 
@@ -281,7 +282,7 @@ def show_belief(opponent: Opponent, truth: tuple[float, float] | None, borders_j
     draw_deck(belief_deck(prediction, truth, borders_json, map_bounds, opponent.colour, labels_json), key=key, height=320)
     st.caption(f"Heat: the probability its {opponent.info.head} head gave each cell; numbers: its three "
                "most likely cells; its guess in its colour, the truth in green.")
-    st.table(top_guesses_frame(prediction, truth), hide_index=True)
+    show_table(top_guesses_frame(prediction, truth))
 
 
 def wait_and_fill(futures: dict, slots: dict, opponents: dict, views: int) -> None:

@@ -20,6 +20,7 @@ from app import formatting, resources
 from app.game import DEFAULT_ROUNDS, MAX_ROUNDS
 from app.messages import without_paths
 from app.session import PlaySession
+from app.tables import show_table
 from db.challenges import DEFAULT_BASE_URL, MAX_SEED, MAX_TIMER_SECONDS, QUERY_PARAMETER, ChallengeInfo, challenge_link
 from db.names import MAX_NAME_LENGTH
 from db.store import StoreError
@@ -183,8 +184,7 @@ def render_board(code: str) -> None:
         return
     rows = [{"rank": "model" if e.is_model else str(e.rank), "player": e.name, "points": e.points,
              "mean distance (km)": e.mean_km, "rounds": e.rounds} for e in board.ranking()]
-    st.table(pd.DataFrame(rows).style.format({"points": formatting.points, "mean distance (km)": formatting.km_number}),
-             hide_index=True)
+    show_table(pd.DataFrame(rows), {"points": formatting.points, "mean distance (km)": formatting.km_number})
     practice = f"; {board.practice_games} later games were practice" if board.practice_games else ""
     st.caption(f"{len(board.people)} players ranked by their first finished game{practice}. "
                "The models played the same rounds.")

@@ -7,6 +7,7 @@ import streamlit as st
 
 from app import formatting, resources, saving
 from app.messages import without_paths
+from app.tables import show_table
 from db.store import StoreError
 
 
@@ -28,8 +29,7 @@ def render_board(store) -> None:
     st.subheader(f"Best games on {map_name}")
     board = pd.DataFrame([{"rank": g.rank, "player": g.player, "points": g.points, "rounds": g.rounds,
                            "winner": g.winner, "finished (UTC)": g.finished_at} for g in best])
-    st.table(board.style.format({"points": formatting.points, "finished (UTC)": finished_text}),
-             hide_index=True)
+    show_table(board, {"points": formatting.points, "finished (UTC)": finished_text})
 
     st.subheader("People vs models")
     scope = st.radio("Games", ["this map", "all maps"], horizontal=True, key="leaderboard_scope")
@@ -44,8 +44,7 @@ def render_board(store) -> None:
         "rounds people were closer": f"{m.person_won_rounds}/{m.rounds} ({m.person_round_win_rate:.0%})",
         "people mean km": m.person_mean_km, "model mean km": m.model_mean_km,
     } for m in matchups])
-    st.table(table.style.format({"people mean km": formatting.km_number, "model mean km": formatting.km_number}),
-             hide_index=True)
+    show_table(table, {"people mean km": formatting.km_number, "model mean km": formatting.km_number})
 
 
 def finished_text(value) -> str:

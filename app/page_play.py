@@ -13,12 +13,13 @@ import streamlit as st
 from app import formatting, insight, page_challenge, photos, recap, resources, saving
 from app.components.guess_map import LegendEntry, guess_map, map_event
 from app.game import DEFAULT_ROUNDS, GameError
-from app.identity import TRUTH, Identity, identities, styled_players
+from app.identity import TRUTH, Identity, identities
 from app.live_games import new_game_id
 from app.maps import MapError, data_dir
 from app.messages import without_paths
 from app.players import OpponentError
 from app.session import MAX_TIMER_S, MIN_TIMER_S, Phase, PlaySession
+from app.tables import show_table
 from app.views import ONLINE_TILES, Marker, frame_of, play_deck, result_deck, result_frame
 from db.models import PERSON
 from db.names import MAX_NAME_LENGTH, InvalidPlayerName
@@ -230,13 +231,10 @@ def result_table(play: PlaySession) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def show_table(frame: pd.DataFrame, who: dict[str, Identity] | None = None) -> None:
-    """A small static table (real HTML, text escaped), distances with one decimal, each
-    player's name in their colour."""
+def show_scores(frame: pd.DataFrame, who: dict[str, Identity]) -> None:
+    """Players with distances (one decimal) and points, each name in the player's colour."""
     formats = {"distance (km)": formatting.km_number, "points": formatting.points}
-    by_label = {i.label: i for i in (who or {}).values()}
-    styler = styled_players(frame, "player", by_label) if "player" in frame else frame.style
-    st.table(styler.format({k: v for k, v in formats.items() if k in frame}), hide_index=True)
+    show_table(frame, formats, {i.label: i for i in who.values()})
 
 
 def result_map(play: PlaySession) -> None:
@@ -279,7 +277,7 @@ def show_round_result(play: PlaySession, last: bool) -> None:
         result_map(play)
     with right:
         time_up_note(play)
-        show_table(result_table(play), players(play))
+        show_scores(result_table(play), players(play))
         if not last:
             for note in play.game.notes_for(result.number, "model"):
                 st.info(note)
@@ -320,7 +318,7 @@ def render_final(play: PlaySession) -> None:
     who = players(play)
     st.header("Final score")
     totals = pd.DataFrame([{"player": who[w].label, "points": p} for w, p in game.totals().items()])
-    show_table(totals.sort_values("points", ascending=False), who)
+    show_scores(totals.sort_values("points", ascending=False), who)
     winners = game.winners()
     names = ", ".join(who[w].label for w in winners)
     if winners == [PERSON]:

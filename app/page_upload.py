@@ -20,8 +20,9 @@ from app.game import score_guess
 from app.maps import Bounds
 from app.messages import without_paths
 from app.players import OpponentError, OpponentInfo
-from app.views import MapDeck, map_deck
+from app.tables import show_table
 from app.uploads import EXTENSIONS, MAX_PIXELS, MAX_UPLOAD_MB, UploadError, UploadedPhoto, keep_photo, read_upload
+from app.views import MapDeck, map_deck
 from db.models import PERSON
 from geoai.scoring import WORLD_SIZE_KM
 
@@ -191,10 +192,10 @@ def show_models_only(opponents: list[OpponentInfo], predictions: dict, photo: Up
               for o in opponents if o.name in predictions]
     insight.draw_deck(world_deck(points), key=f"upload-guesses-{photo.digest[:12]}", height=420)
     legend([o for o in opponents if o.name in predictions], with_person=False, with_truth=False)
-    st.table(pd.DataFrame([{"model": o.label, "guess": formatting.coordinate(*predictions[o.name].latlon),
-                            "where": insight.place_name(round(predictions[o.name].lat, 3),
-                                                        round(predictions[o.name].lon, 3))}
-                           for o in opponents if o.name in predictions]), hide_index=True)
+    show_table(pd.DataFrame([{"model": o.label, "guess": formatting.coordinate(*predictions[o.name].latlon),
+                              "where": insight.place_name(round(predictions[o.name].lat, 3),
+                                                          round(predictions[o.name].lon, 3))}
+                             for o in opponents if o.name in predictions]))
 
 
 def show_scores(opponents: list[OpponentInfo], predictions: dict, photo: UploadedPhoto,
@@ -211,8 +212,8 @@ def show_scores(opponents: list[OpponentInfo], predictions: dict, photo: Uploade
     legend([o for o in opponents if o.name in predictions], with_person=True, with_truth=True)
     frame = pd.DataFrame([{"player": labels[g.who], "distance (km)": g.distance_km, "points": g.points}
                           for g in guesses])
-    st.table(frame.style.format({"distance (km)": formatting.km_number, "points": formatting.points}),
-             hide_index=True)
+    who = {i.label: i for i in identity.identities("You", opponents).values()}
+    show_table(frame, {"distance (km)": formatting.km_number, "points": formatting.points}, who)
     best = min(guesses, key=lambda g: g.distance_km)
     st.write(f"Closest: {labels[best.who]} ({formatting.km(best.distance_km)})")
     st.caption("Points on the world map's scale: 5,000 within 25 m, half at about 1,000 km.")

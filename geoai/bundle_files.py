@@ -62,7 +62,7 @@ def weights_digest(bundle_dir: str | Path) -> str:
     config_path, head_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
     try:
         stats = tuple((s.st_ino, s.st_size, s.st_mtime_ns) for s in (config_path.stat(), head_path.stat()))
-        key = (str(folder.resolve()), stats)
+        key = (os.path.abspath(folder), stats)  # no realpath: it is called per round
         with _digests_lock:
             if key in _digests:
                 return _digests[key]

@@ -18,6 +18,7 @@ from app.game import choose_places
 from app.maps import load_map
 from test_game_support import GAME_MAP, app_environment, game_environment
 
+from table_support import tables
 from test_app_play import MAIN, PAGE_SCRIPT
 
 
@@ -95,10 +96,10 @@ def test_a_class_challenge_end_to_end(app_env):
     board.session_state["board_code"] = code
     board.run()
     no_errors(board)
-    table = board.table[0].value
+    table = tables(board)[0]
     people = table[table["rank"] != "model"]
     models = table[table["rank"] == "model"]
-    assert set(people["player"]) == {"Ana", "Ben"} and list(people["rank"]) == ["1", "2"]
+    assert set(people["player"]) == {"Ana", "Ben"} and list(people["rank"]) == [1, 2]
     totals = {"Ana": ana.session_state["play"].game.totals(), "Ben": ben.session_state["play"].game.totals()}
     assert dict(zip(people["player"], people["points"])) == {n: t["person"] for n, t in totals.items()}
     # Both models, by the label people read, with the points they scored on these very rounds.
@@ -151,7 +152,7 @@ def test_a_game_the_database_refuses_is_not_lost_and_can_be_saved_again(app_env,
     assert any("Saved to the leaderboard" in c.value for c in at.caption)
     board = page("page_leaderboard").run()
     no_errors(board)
-    assert list(board.table[0].value["player"]) == ["Ana"]
+    assert list(tables(board)[0]["player"]) == ["Ana"]
 
 
 @pytest.mark.parametrize("content", [b"this is not a database" * 100, b"SQLite format 3\x00" + b"\x07" * 5000])

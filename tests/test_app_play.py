@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from table_support import tables
 from test_game_support import GAME_MAP, app_environment, game_environment
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,7 +66,7 @@ def test_full_game_then_leaderboard(app_env):
         no_errors(at)
         mine = play.last_result.guesses["person"]
         assert (mine.lat, mine.lon) == (45.123456, 16.654321)  # exactly where the map sent it
-        table = next(t.value for t in at.table if "distance (km)" in t.value)  # the round's table
+        table = next(t for t in tables(at) if "distance (km)" in t)  # the round's table
         assert list(table["player"]) == labels
         assert (table["distance (km)"] >= 0).all() and table["points"].between(0, 5000).all()
         if number < 5:
@@ -77,9 +78,9 @@ def test_full_game_then_leaderboard(app_env):
 
     board = AppTest.from_string(PAGE_SCRIPT.format(module="page_leaderboard"), default_timeout=120).run()
     no_errors(board)
-    best = board.table[0].value
+    best = tables(board)[0]
     assert list(best["player"]) == ["Ana Marija"] and list(best["points"]) == [totals["person"]]
-    matchups = board.table[1].value
+    matchups = tables(board)[1]
     assert set(matchups["model"]) == {"tiny-beit-linear · transformer", "tiny-resnet-linear · CNN"}  # labels
     assert (matchups["games"] == 1).all()
 
@@ -117,7 +118,7 @@ def test_no_models_plays_alone_and_says_how_to_train(app_env, monkeypatch):
     assert "python -m train publish" in at.code[0].value
     guess(at, 45.0, 16.0)
     no_errors(at)
-    assert list(next(t.value for t in at.table if "distance (km)" in t.value)["player"]) == ["Solo"]
+    assert list(next(t for t in tables(at) if "distance (km)" in t)["player"]) == ["Solo"]
 
 
 @pytest.mark.parametrize("rounds", [0, 999, -3])

@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 from app import formatting
 from app.messages import without_paths
 from result_support import EXIF_MAP, classifier_models_dir, write_exif_map
+from table_support import tables
 from test_app_play import MAIN, no_errors, start
 from test_game_support import app_environment, game_environment
 
@@ -71,7 +72,7 @@ def test_result_shows_belief_and_where_each_model_looked(result_env):
     assert len(heat) == 1 and len(heat[0]["data"]) >= 3
     weights = [point["w"] for point in heat[0]["data"]]
     assert all(0 <= w <= 1 for w in weights) and sum(weights) <= 1 + 1e-6
-    top = next(t.value for t in at.table if "probability" in t.value)
+    top = next(t for t in tables(at) if "probability" in t)
     assert list(top["rank"]) == [1, 2, 3]
     shares = [float(p.rstrip("%").lstrip("<")) for p in top["probability"]]
     assert shares == sorted(shares, reverse=True) and all(p.endswith("%") for p in top["probability"])

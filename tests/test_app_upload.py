@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from app.game import distance_km
 from result_support import classifier_models_dir, jpeg_with_gps
+from table_support import tables
 from test_game_support import app_environment, game_environment
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,17 +71,18 @@ def test_gps_photo_person_guesses_first_then_all_three_are_scored(upload_env, se
     upload(at, "holiday.jpg", jpeg_with_gps((90, 120, 160), *ZAGREB, size=(640, 480)))
     assert not at.exception and not at.error, texts(at, "error")
     assert any("carries its GPS position" in t for t in texts(at, "info"))
-    assert not [t for t in at.table if "distance (km)" in t.value]  # no scores before the person guesses
+    assert not [t for t in tables(at) if "distance (km)" in t]  # no scores before the person guesses
     assert "What the models believed" not in texts(at, "subheader")  # nor the models' beliefs
     assert not (upload_env / "kept").exists() or not any((upload_env / "kept").iterdir())  # nothing kept
 
     at.session_state["upload_guess"] = (45.0, 16.0)
     at.run()
     assert not at.exception and not at.error, texts(at, "error")
-    table = next(t.value for t in at.table if "distance (km)" in t.value)
+    table = next(t for t in tables(at) if "distance (km)" in t)
     players = list(table["player"])
     assert players[0] == "You" and players[1].endswith(" · transformer") and players[2].endswith(" · CNN")
-    assert table["distance (km)"].iloc[0] == pytest.approx(distance_km((45.0, 16.0), ZAGREB))
+    # the distance as the page writes it: one decimal
+    assert table["distance (km)"].iloc[0] == pytest.approx(distance_km((45.0, 16.0), ZAGREB), abs=0.051)
     assert table["points"].between(0, 5000).all()
     closest = [m for m in texts(at, "markdown") if m.startswith("Closest:")]
     assert closest and closest[0].endswith(" km)")
@@ -96,9 +98,9 @@ def test_photo_without_gps_is_guessed_by_the_models_only(upload_env):
     upload(at, "garden.png", out.getvalue(), "image/png")
     assert not at.exception and not at.error, texts(at, "error")
     assert any("no GPS position" in t for t in texts(at, "info"))
-    table = next(t.value for t in at.table if "model" in t.value)
+    table = next(t for t in tables(at) if "model" in t)
     assert len(table) == 2 and all("°" in g for g in table["guess"])
-    assert not [t for t in at.table if "distance (km)" in t.value]
+    assert not [t for t in tables(at) if "distance (km)" in t]
     assert "What the models believed" in texts(at, "subheader")
 
 

@@ -167,6 +167,27 @@ def test_player_names_are_coloured_in_tables():
     assert f"rgb({r}, {g}, {b})" in html and "rgb(59, 130, 246)" in html
 
 
+def test_tables_escape_names_colour_players_and_format_numbers():
+    import pandas as pd
+
+    from app import formatting
+    from app.tables import html_table
+    from table_support import read_tables
+
+    hostile = "<script>alert(1)</script> & *me*"
+    who = identities(hostile, [SimpleNamespace(name="r", label="ResNet-50 · CNN", family="cnn")])
+    frame = pd.DataFrame({"player": [hostile, "ResNet-50 · CNN"], "distance (km)": [12.345, 4583.2],
+                          "points": [4900, 12]})
+    html = html_table(frame, {"distance (km)": formatting.km_number, "points": formatting.points},
+                      {i.label: i for i in who.values()})
+    assert "<script>" not in html and "&lt;script&gt;" in html  # a name is text, never markup
+    r, g, b = who["r"].colour
+    assert f"color: rgb({r}, {g}, {b})" in html and "color: rgb(59, 130, 246)" in html
+    read = read_tables(html)[0]
+    assert list(read["player"]) == [hostile, "ResNet-50 · CNN"]
+    assert list(read["distance (km)"]) == [12.3, 4583] and list(read["points"]) == [4900, 12]
+
+
 # -- map specs -------------------------------------------------------------------------------
 def test_great_circle_arcs_follow_the_sphere_and_cross_the_antimeridian():
     zagreb, new_york = (45.815, 15.982), (40.71, -74.01)

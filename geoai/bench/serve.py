@@ -287,8 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--players", default=DEFAULT_LEVELS, help=f"concurrent players per step (default {DEFAULT_LEVELS})")
     parser.add_argument("--games", type=int, default=2, help="games each player plays per step (default 2)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds per game (default 5)")
-    parser.add_argument("--think", type=float, default=2.0,
-                        help="mean seconds a player looks before each guess and each next round (default 2)")
+    parser.add_argument("--think", type=float, default=10.0,
+                        help="mean seconds a player looks before each guess and each next round (default 10, "
+                             "a brisk player; 2 is a stress test)")
     parser.add_argument("--database-url", help="PostgreSQL server URL (default: GEOAI_TEST_POSTGRES_URL or a throw-away server)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds allowed per step (default 900)")
     args = parser.parse_args(argv)
