@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from geoai.geocells import grid_cells
-from geoai.models import Bundle, BundleError, build_baseline, build_head, save_bundle
+from geoai.models import Bundle, BundleError, build_head, save_bundle
 from geoai.models.backbones import BackboneSpec
 
 EMBED_DIM = 16
@@ -37,8 +37,8 @@ def _head(kind: str):
     if kind == "geocell":
         return build_head("geocell", EMBED_DIM, train_latlon=latlon, cell_min_samples=4, cell_max_samples=12)
     if kind == "nearest-neighbour":
-        return build_baseline(kind, EMBED_DIM, train_latlon=latlon,
-                              train_embeddings=np.random.default_rng(1).normal(size=(len(latlon), EMBED_DIM)))
+        return build_head(kind, EMBED_DIM, train_latlon=latlon,
+                          train_embeddings=np.random.default_rng(1).normal(size=(len(latlon), EMBED_DIM)))
     return build_head(kind, EMBED_DIM, train_latlon=latlon)
 
 

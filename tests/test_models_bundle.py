@@ -15,7 +15,6 @@ from geoai.metrics import compute_metrics
 from geoai.models import (
     Bundle,
     BundleError,
-    build_baseline,
     build_head,
     compute_embeddings,
     discover_bundles,
@@ -66,7 +65,7 @@ def test_image_to_backbone_to_head_learns_and_survives_a_round_trip(setup, tmp_p
                        train_cells.labels_of(frame.loc[m["train"], "square_id"].tolist()),
                        emb[m["val"]], coords[m["val"]], epochs=300, lr=1e-2, patience=40, batch_size=128)
     test_metrics = compute_metrics(predict_latlon(head, emb[m["test"]]), coords[m["test"]])
-    medoid = build_baseline("medoid", emb.shape[1], train_latlon=coords[m["train"]])
+    medoid = build_head("medoid", emb.shape[1], train_latlon=coords[m["train"]])
     medoid_metrics = compute_metrics(predict_latlon(medoid, emb[m["test"]]), coords[m["test"]])
     assert test_metrics["median_km"] < medoid_metrics["median_km"] / 3
 
@@ -93,9 +92,7 @@ def test_round_trip_gives_identical_predictions(setup, tmp_path, kind):
     if kind == "geocell":
         head = _geocell_head(setup)
     else:
-        head = build_baseline(kind, emb.shape[1], train_latlon=coords[train], train_embeddings=emb[train]
-                              ) if kind == "nearest-neighbour" else build_baseline(kind, emb.shape[1],
-                                                                                   train_latlon=coords[train])
+        head = build_head(kind, emb.shape[1], train_latlon=coords[train], train_embeddings=emb[train])
     path = _save(setup, tmp_path / kind, head)
     bundle = Bundle.load(path, backbone=setup["backbone"])
     np.testing.assert_array_equal(bundle.predict_embeddings(emb), predict_latlon(head, emb))
@@ -192,7 +189,7 @@ def test_place_prediction_carries_classifier_belief_and_labels_name_models():
     import numpy as np
 
     from geoai.labels import model_label
-    from geoai.models.heads import build_head, top_cells
+    from geoai.models.heads import top_cells
 
     rng = np.random.default_rng(0)
     latlon = np.column_stack([rng.uniform(42, 46, 200), rng.uniform(13, 19, 200)])

@@ -9,13 +9,12 @@ from geoai.data import load_image_folder
 from geoai.geocells import grid_cells, haversine_soft_targets as numpy_soft_targets
 from geoai.geodesy import haversine_km
 from geoai.models import (
-    HEAD_TYPES,
     HeadError,
     MedoidBaseline,
-    build_baseline,
     build_head,
     fit_head,
     head_from_config,
+    head_names,
     medoid,
     predict_latlon,
 )
@@ -61,13 +60,13 @@ def _fit(head, data: dict, **kwargs):
                     data["emb"][m["val"]], data["coords"][m["val"]], **settings)
 
 
-@pytest.mark.parametrize("head_type", HEAD_TYPES)
+@pytest.mark.parametrize("head_type", head_names(baseline=False))
 def test_every_head_learns_where_the_image_was_taken(colour_data, head_type):
     test = colour_data["masks"]["test"]
     truth, emb = colour_data["coords"][test], colour_data["emb"][test]
     head = _new_head(head_type, colour_data)
     untrained_km = _median_km(predict_latlon(head, emb), truth)
-    baseline = build_baseline("medoid", emb.shape[1], train_latlon=colour_data["coords"][colour_data["masks"]["train"]])
+    baseline = build_head("medoid", emb.shape[1], train_latlon=colour_data["coords"][colour_data["masks"]["train"]])
     medoid_km = _median_km(predict_latlon(baseline, emb), truth)
 
     head, history = _fit(head, colour_data)
@@ -101,7 +100,7 @@ def test_fit_head_with_different_seed_gives_different_weights(colour_data):
     assert not torch.equal(a.classifier[0].weight, b.classifier[0].weight)
 
 
-@pytest.mark.parametrize("head_type", HEAD_TYPES)
+@pytest.mark.parametrize("head_type", head_names(baseline=False))
 def test_head_rebuilt_from_its_config_predicts_the_same(colour_data, head_type):
     head = _new_head(head_type, colour_data)
     clone = head_from_config(head.config)
@@ -112,7 +111,7 @@ def test_head_rebuilt_from_its_config_predicts_the_same(colour_data, head_type):
     assert json.loads(json.dumps(head.config)) == head.config  # JSON-able as promised
 
 
-@pytest.mark.parametrize("head_type", HEAD_TYPES)
+@pytest.mark.parametrize("head_type", head_names(baseline=False))
 def test_predictions_are_always_valid_coordinates(colour_data, head_type):
     head = _new_head(head_type, colour_data)
     wild = np.random.default_rng(0).normal(scale=1e4, size=(64, colour_data["emb"].shape[1]))
@@ -192,18 +191,18 @@ def test_baselines_predict_and_rebuild():
     rng = np.random.default_rng(0)
     latlon = np.stack([rng.uniform(40, 50, 30), rng.uniform(0, 10, 30)], axis=1)
     emb = rng.normal(size=(30, 6)).astype(np.float32)
-    nn_baseline = build_baseline("nearest-neighbour", 6, train_latlon=latlon, train_embeddings=emb)
+    nn_baseline = build_head("nearest-neighbour", 6, train_latlon=latlon, train_embeddings=emb)
     # A training image (even rescaled: cosine similarity) is answered with its own location.
     np.testing.assert_allclose(predict_latlon(nn_baseline, emb[[4, 7]] * 3.0), latlon[[4, 7]])
     clone = head_from_config(nn_baseline.config)
     clone.load_state_dict(nn_baseline.state_dict())
     np.testing.assert_array_equal(predict_latlon(clone, emb), predict_latlon(nn_baseline, emb))
 
-    med = build_baseline("medoid", 6, train_latlon=latlon)
+    med = build_head("medoid", 6, train_latlon=latlon)
     assert isinstance(med, MedoidBaseline)
     pred = predict_latlon(med, emb[:5])
     assert pred.shape == (5, 2) and (pred == pred[0]).all()
     with pytest.raises(HeadError, match="needs train_embeddings"):
-        build_baseline("nearest-neighbour", 6, train_latlon=latlon)
+        build_head("nearest-neighbour", 6, train_latlon=latlon)
     with pytest.raises(HeadError, match="no trainable parameters"):
         fit_head(med, emb, latlon)

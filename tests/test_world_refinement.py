@@ -9,7 +9,8 @@ import torch
 from geoai.models.backbones import BackboneSpec
 from geoai.models.bundle import Bundle, save_bundle
 from geoai.models.fit import fit_head
-from geoai.models.heads import HeadError, build_head, cell_probabilities, head_from_config, predict_latlon
+from geoai.models.heads import cell_probabilities, predict_latlon
+from geoai.models.registry import HeadError, build_head, head_from_config
 from geoai.models.refinement import fit_refinement, with_refinement
 
 

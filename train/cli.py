@@ -198,7 +198,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from geoai.models.backbones import BackboneError
     from geoai.models.bundle import BundleError
     from geoai.models.embeddings import EmbeddingError
-    from geoai.models.heads import HeadError
+    from geoai.models.registry import HeadError
     from geoai.precomputed import PredictionsError
 
     return (TrainError, DatasetError, ImageError, BackboneError, BundleError, HeadError, EmbeddingError,

@@ -12,13 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from geoai.data.splits import validate_fractions
+from geoai.models.registry import default_heads, head_names
 from train.distributed import check_device
 from train.errors import TrainError
 
 STUDY_BACKBONES = ("beit", "resnet50")
-STUDY_HEADS = ("linear-mse", "linear-eqrect", "grid")
-OUR_HEADS = ("linear-haversine", "geocell")
-BASELINES = ("medoid", "nearest-neighbour")
 # "single": one prediction per image; "mean": a place's view embeddings averaged.
 FUSION_MODES = ("single", "mean")
 
@@ -28,7 +26,8 @@ class ExperimentConfig:
     """The experiment grid and its training hyper-parameters.
 
     backbones: known names, local checkpoint folders or hub ids.
-    heads: head types of geoai.models.heads plus the baselines ("medoid", "nearest-neighbour").
+    heads: head types and baselines of the head registry (geoai.models.registry); by default
+        every default one.
     fusion: the view modes to run; "mean" is only run when places have several views.
     lr: Adam learning rate of a head on frozen embeddings; with `finetune`, the head uses
         `finetune_head_lr` and the backbone `finetune_backbone_lr` (the study's 1e-4 / 1e-5).
@@ -41,7 +40,7 @@ class ExperimentConfig:
     name: str | None = None  # the joined dataset's name (default: its members' names joined by "+")
     out: str = "runs/latest"
     backbones: list[str] = field(default_factory=lambda: list(STUDY_BACKBONES))
-    heads: list[str] = field(default_factory=lambda: [*STUDY_HEADS, *OUR_HEADS, *BASELINES])
+    heads: list[str] = field(default_factory=default_heads)
     fusion: list[str] = field(default_factory=lambda: list(FUSION_MODES))
     epochs: int = 100
     patience: int = 10
@@ -87,7 +86,7 @@ class ExperimentConfig:
         for name in ("lr", "finetune_backbone_lr", "finetune_head_lr"):
             if not float(getattr(self, name)) > 0:
                 raise TrainError(f"{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
-        allowed = {*STUDY_HEADS, *OUR_HEADS, "cells"}
+        allowed = {*head_names(baseline=False), "cells"}
         unknown = sorted(set(self.head_params) - allowed)
         if unknown or not all(isinstance(v, dict) for v in self.head_params.values()):
             raise TrainError(f"head_params must map head types ({', '.join(sorted(allowed))}) to objects of "

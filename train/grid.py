@@ -33,17 +33,18 @@ from geoai.models.backbones import (
 )
 from geoai.models.bundle import save_bundle
 from geoai.models.fit import fit_head
-from geoai.models.heads import HEAD_TYPES, build_head, predict_latlon
+from geoai.models.heads import predict_latlon
+from geoai.models.registry import build_head, head_names, head_spec
 from geoai.models.refinement import fit_refinement
 from geoai.scoring import map_size_km
 from train.cells import CellChoice, grid_choice, quadtree_choice
-from train.config import BASELINES, ExperimentConfig
+from train.config import ExperimentConfig
 from train.distributed import Runtime, seed_everything
 from train.embedding import embed_dataset
 from train.errors import TrainError
 from train.finetune import finetune
 from train.loop import run_training
-from train.report import RESULTS_FORMAT, head_labels, write_reports
+from train.report import RESULTS_FORMAT, write_reports
 from train.samples import BUNDLE_FUSION, Samples, build_samples, has_multiple_views
 from train.stages import StageClock
 
@@ -55,7 +56,7 @@ SPLITS = ("train", "val", "test")
 
 def check_heads(heads: list[str]) -> list[str]:
     """The heads in order, or TrainError listing the known ones."""
-    known = [*HEAD_TYPES, *BASELINES]
+    known = head_names()
     unknown = [h for h in heads if h not in known]
     if unknown:
         raise TrainError(f"unknown head(s) {', '.join(unknown)}; known heads: {', '.join(known)}")
@@ -194,7 +195,8 @@ def choose_cells(head_type: str, train: Samples, config: ExperimentConfig,
     Quadtree bounds come from head_params["cells"] ({"min_samples", "max_samples"}) or, for
     the geocell head, its own cell_min_samples / cell_max_samples (removed from hparams).
     """
-    if head_type not in ("grid", "geocell"):
+    kind = head_spec(head_type).cells
+    if kind is None:
         return None
     bounds = dict(config.head_params.get("cells", {}))
     unknown = sorted(set(bounds) - {"min_samples", "max_samples"})
@@ -203,7 +205,7 @@ def choose_cells(head_type: str, train: Samples, config: ExperimentConfig,
     for key in ("min_samples", "max_samples"):
         if f"cell_{key}" in hparams:
             bounds[key] = hparams.pop(f"cell_{key}")
-    if head_type == "grid":
+    if kind == "grid":
         return grid_choice(train.latlon, train.square_ids, **bounds)
     return quadtree_choice(train.latlon, **bounds)
 
@@ -263,9 +265,9 @@ class GridContext:
 
 def _row(ctx: GridContext, *, backbone: str, head: str, fusion: str, metrics: dict, bundle: Path | None,
          extra: dict[str, Any]) -> dict[str, Any]:
-    loss, head_label = head_labels(head)
+    spec = head_spec(head)
     return {"id": f"{backbone}-{head}-{fusion}", "architecture": backbone, "backbone": backbone,
-            "head": head, "loss": loss, "head_label": head_label, "views": fusion,
+            "head": head, "loss": spec.loss_label, "head_label": spec.label, "views": fusion,
             "metrics": metrics,
             "bundle": str(bundle.relative_to(ctx.run_dir)) if bundle is not None else None, **extra}
 
@@ -307,13 +309,13 @@ def _learned_heads(ctx: GridContext, spec: BackboneSpec, backbone: Backbone, fus
                    samples: dict[str, Samples], heads: list[str]) -> None:
     """Build, fit, evaluate and bundle every learned head of one backbone and view mode."""
     config, runtime = ctx.config, ctx.runtime
-    for head_type in [h for h in heads if h in HEAD_TYPES]:
+    for head_type in [h for h in heads if not head_spec(h).baseline]:
         name = f"{spec.name}-{head_type}-{fusion}"
         seed_everything(config.seed)
         with ctx.clock(f"fit {name}"):
             started = time.perf_counter()
             hparams = dict(config.head_params.get(head_type, {}))
-            refine = bool(hparams.pop("refine", True)) if head_type == "geocell" else False
+            refine = bool(hparams.pop("refine", True)) if head_spec(head_type).refinable else False
             choice = choose_cells(head_type, samples["train"], config, hparams)
             head = build_head(head_type, backbone.embed_dim, train_latlon=samples["train"].latlon,
                               cells=choice.cells if choice else None, **hparams)
@@ -352,8 +354,7 @@ def _baseline(ctx: GridContext, kind: str, backbone: Backbone, fusion: str,
     name = f"{label}-{kind}-{fusion}"
     with ctx.clock(f"fit {name}"):
         train = samples["train"]
-        extra = {"train_embeddings": train.embeddings} if kind == "nearest-neighbour" else {}
-        model = build_head(kind, backbone.embed_dim, train_latlon=train.latlon, **extra)
+        model = build_head(kind, backbone.embed_dim, train_latlon=train.latlon, train_embeddings=train.embeddings)
         metrics = evaluate_samples(model, samples, ctx.map_size, ctx.members)
         bundle = _save(ctx, spec_or_backbone=backbone, head=model, metrics=metrics, fusion=fusion, name=name)
     ctx.rows.append(_row(ctx, backbone=label, head=kind, fusion=fusion, metrics=metrics, bundle=bundle,
@@ -373,10 +374,12 @@ def run_grid(config: ExperimentConfig, runtime: Runtime) -> dict[str, Any]:
     config.validate()
     seed_everything(config.seed)
     heads = check_heads(config.heads)
-    # Frozen embeddings feed the learned heads and the nearest neighbour; fine-tuned heads
-    # embed with their own weights, and the medoid never looks at the images.
-    needs_embeddings = ("nearest-neighbour" in heads
-                        or (not config.finetune and any(h in HEAD_TYPES for h in heads)))
+    # Frozen embeddings feed the learned heads and the baselines that look at images;
+    # fine-tuned heads embed with their own weights.
+    declared = [head_spec(h) for h in heads]
+    needs_embeddings = any(s.uses_images and (s.baseline or not config.finetune) for s in declared)
+    baselines = [s.name for s in declared if s.baseline and s.uses_images]
+    blind_baselines = [s.name for s in declared if s.baseline and not s.uses_images]
     for folder in config.data if isinstance(config.data, list) else [config.data]:
         dataset_root(folder)  # before the backbone checks, which may reach for the hub
     specs = check_backbones(config.backbones)
@@ -428,11 +431,11 @@ def run_grid(config: ExperimentConfig, runtime: Runtime) -> dict[str, Any]:
         for fusion in fusions:
             samples = {s: build_samples(dataset, s, fusion, emb) for s in SPLITS}
             _learned_heads(ctx, spec, backbone, fusion, samples, heads)
-            if "nearest-neighbour" in heads:
-                _baseline(ctx, "nearest-neighbour", backbone, fusion, samples, spec.name)
-            if "medoid" in heads and i == 0:
-                # The medoid ignores the image; one row per view mode, bundled with the first backbone.
-                _baseline(ctx, "medoid", backbone, fusion, samples, "baseline")
+            for kind in baselines:
+                _baseline(ctx, kind, backbone, fusion, samples, spec.name)
+            for kind in blind_baselines if i == 0 else []:
+                # It ignores the image: one row per view mode, bundled with the first backbone.
+                _baseline(ctx, kind, backbone, fusion, samples, "baseline")
         del backbone, emb
 
     results = {

@@ -12,13 +12,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from geoai.bundle_files import default_models_dir
+from geoai.models.registry import HeadError, head_spec
 from train.errors import TrainError
 from train.precompute import precompute_map, refresh_other_maps
 
 # Metrics where a larger value is better; every *_km metric is better smaller.
 HIGHER_IS_BETTER = {"mean_points", "country_accuracy", "within_1km", "within_25km", "within_200km",
                     "within_750km", "within_2500km"}
-NOT_PUBLISHED = {"medoid"}  # ignores the image: a baseline to beat, not a player
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def best_per_backbone(results: dict, metric: str = "mean_km", split: str = "val"
     better_high = metric in HIGHER_IS_BETTER
     best: dict[str, dict] = {}
     for row in results.get("results", []):
-        if row.get("head") in NOT_PUBLISHED or not row.get("bundle"):
+        if not row.get("bundle") or not _publishable(row.get("head")):
             continue
         value = row.get("metrics", {}).get(split, {}).get(metric)
         if value is None:
@@ -53,6 +53,14 @@ def best_per_backbone(results: dict, metric: str = "mean_km", split: str = "val"
         if (value > old) if better_high else (value < old):
             best[row["backbone"]] = row
     return best
+
+
+def _publishable(head: str | None) -> bool:
+    """Whether the head type may play in the game (the registry says; unknown types stop)."""
+    try:
+        return head_spec(head).publishable
+    except HeadError as exc:
+        raise TrainError(f"results.json names a head this version cannot publish: {exc}") from None
 
 
 def _replace_dir(source: Path, target: Path) -> None:

@@ -9,22 +9,7 @@ from typing import Any
 
 RESULTS_FORMAT = "geoai-results/1"
 
-# How each head is described in the study's "Loss" and "Head" columns.
-HEAD_LABELS: dict[str, tuple[str, str]] = {
-    "linear-mse": ("MSE (standardised lat/lon)", "Linear"),
-    "linear-eqrect": ("Equirectangular distance", "Linear"),
-    "linear-haversine": ("Haversine distance", "Linear"),
-    "grid": ("Cross-entropy + equirectangular", "Grid classifier + MLP"),
-    "geocell": ("KL to Haversine-smoothed cells", "Geocell classifier (top-5 mean)"),
-    "medoid": ("-", "Medoid of training places (baseline)"),
-    "nearest-neighbour": ("-", "Nearest neighbour in embedding space (baseline)"),
-}
 VIEW_LABELS = {"single": "single", "mean": "fused (mean)"}
-
-
-def head_labels(head: str) -> tuple[str, str]:
-    """(loss, head) descriptions of a head type for the table."""
-    return HEAD_LABELS.get(head, (head, head))
 
 
 def _km(value: float | None) -> str:

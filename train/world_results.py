@@ -22,6 +22,7 @@ from geoai.land import km_from_land
 from geoai.models import Bundle, load_backbone
 from geoai.models.embeddings import compute_embeddings
 from geoai.models.heads import predict_latlon
+from geoai.models.registry import head_spec
 from train.publish import best_per_backbone
 from train.samples import build_samples
 
@@ -36,14 +37,13 @@ def _rows_of(run: Path, metric: str) -> list[tuple[str, str, Path]]:
     results = json.loads((run / "results.json").read_text())
     best = best_per_backbone(results, metric)
     views = best[sorted(best)[0]]["views"]
-    rows = [(f"{row['backbone']} {row['head']}", f"{row['backbone']} {row['head']}", run / row["bundle"])
-            for row in results["results"] if row["views"] == views and row["head"] not in ("medoid", "nearest-neighbour")]
-    for row in results["results"]:
-        if row["head"] == "medoid" and row["views"] == views:
-            rows.append(("medoid", "medoid", run / row["bundle"]))
-        elif row["head"] == "nearest-neighbour" and row["views"] == views:
-            key = f"{row['backbone']} 1-NN"
-            rows.append((key, key, run / row["bundle"]))
+    chosen = [(row, head_spec(row["head"])) for row in results["results"] if row["views"] == views]
+    # Trained heads first, then the baselines; one that ignores the image is named without a backbone.
+    chosen.sort(key=lambda pair: pair[1].baseline)
+    rows = []
+    for row, spec in chosen:
+        key = f"{row['backbone']} {spec.short}" if spec.uses_images else spec.short
+        rows.append((key, key, run / row["bundle"]))
     return rows
 
 

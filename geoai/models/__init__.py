@@ -1,5 +1,6 @@
 """Geolocation models: backbones (image -> embedding), heads (embedding -> [lat, lon]),
-baselines, the training loop for heads, the embedding cache and model bundles.
+baselines (each head type declared in geoai.models.registry), the training loop for heads,
+the embedding cache and model bundles.
 
     backbone = load_backbone("beit")                  # or a local checkpoint folder
     emb = compute_embeddings(backbone, dataset, cache_dir)
@@ -18,23 +19,28 @@ from geoai.models.backbones import (
     load_backbone,
     resolve_backbone,
 )
-from geoai.models.baselines import MedoidBaseline, NearestNeighbourBaseline, build_baseline, medoid
+# Importing the head modules declares their head types in the registry.
+from geoai.models.baselines import MedoidBaseline, NearestNeighbourBaseline, medoid
 from geoai.models.bundle import BUNDLE_FORMAT, Bundle, BundleError, discover_bundles, save_bundle
 from geoai.models.embeddings import EmbeddingError, compute_embeddings, fuse_views
 from geoai.models.fit import fit_head
-from geoai.models.heads import (
-    BASELINE_TYPES,
-    HEAD_TYPES,
+from geoai.models.heads import predict_latlon
+from geoai.models.registry import (
     HeadError,
+    HeadSpec,
     build_head,
+    default_heads,
     head_from_config,
-    predict_latlon,
+    head_names,
+    head_spec,
+    register_head,
 )
 
 __all__ = [
-    "BASELINE_TYPES", "BUNDLE_FORMAT", "CHECKPOINTS_DIR", "HEAD_TYPES", "KNOWN_BACKBONES",
+    "BUNDLE_FORMAT", "CHECKPOINTS_DIR", "KNOWN_BACKBONES",
     "Backbone", "BackboneError", "BackboneSpec", "Bundle", "BundleError", "EmbeddingError",
-    "HeadError", "MedoidBaseline", "NearestNeighbourBaseline", "backbone_status", "build_baseline",
-    "build_head", "compute_embeddings", "discover_bundles", "fit_head", "fuse_views",
-    "head_from_config", "load_backbone", "medoid", "predict_latlon", "resolve_backbone", "save_bundle",
+    "HeadError", "HeadSpec", "MedoidBaseline", "NearestNeighbourBaseline", "backbone_status",
+    "build_head", "compute_embeddings", "default_heads", "discover_bundles", "fit_head", "fuse_views",
+    "head_from_config", "head_names", "head_spec", "load_backbone", "medoid", "predict_latlon",
+    "register_head", "resolve_backbone", "save_bundle",
 ]

@@ -6,7 +6,8 @@
   (cosine similarity of embeddings): retrieval without any training.
 
 Both are `nn.Module`s whose state lives in buffers, so a bundle stores them like a head
-(config.json + head.safetensors) and `head_from_config` rebuilds them.
+(config.json + head.safetensors), and both are declared in the head registry
+(geoai.models.registry), which builds them and rebuilds them from their config.
 """
 from __future__ import annotations
 
@@ -18,12 +19,14 @@ import torch
 from torch import nn
 
 from geoai.geodesy import pairwise_haversine_km
-from geoai.models.heads import HeadError, check_latlon
+from geoai.models.heads import check_latlon
+from geoai.models.registry import HeadError, register_head
 
 # Exact medoid search is O(N^2) distances; above this many points candidates are a
 # deterministic sample (the medoid of 4096 random points is within a few km of the true one
 # on country-scale data and costs 4096 x N distances instead of N x N).
 MAX_MEDOID_CANDIDATES = 4096
+MAX_TRAIN_SAMPLES = 100_000_000  # more training images than any dataset here holds by far
 _CHUNK = 1024
 
 
@@ -41,11 +44,10 @@ def medoid(latlon: np.ndarray, max_candidates: int = MAX_MEDOID_CANDIDATES, seed
 class _Baseline(nn.Module):
     """Config bookkeeping and input checks shared by the baselines."""
 
-    head_type = ""
-
     def __init__(self, config: dict) -> None:
         super().__init__()
         self._config = copy.deepcopy(config)
+        self.head_type = str(config["type"])
         self.embed_dim = int(config["embed_dim"])
 
     @property
@@ -69,8 +71,6 @@ class _Baseline(nn.Module):
 class MedoidBaseline(_Baseline):
     """Predicts the training medoid for every input."""
 
-    head_type = "medoid"
-
     def __init__(self, config: dict, location: np.ndarray | None = None) -> None:
         super().__init__(config)
         value = torch.zeros(2, dtype=torch.float64) if location is None else torch.as_tensor(location, dtype=torch.float64)
@@ -85,14 +85,16 @@ class MedoidBaseline(_Baseline):
 class NearestNeighbourBaseline(_Baseline):
     """Predicts the location of the training embedding with the highest cosine similarity."""
 
-    head_type = "nearest-neighbour"
-
     def __init__(self, config: dict, embeddings: np.ndarray | None = None,
                  latlon: np.ndarray | None = None) -> None:
         super().__init__(config)
-        n = int(config["n_train"])
-        if embeddings is None:
-            embeddings, latlon = np.zeros((n, self.embed_dim), np.float32), np.zeros((n, 2))
+        n = config["n_train"]
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_TRAIN_SAMPLES:
+            raise HeadError(f"n_train must be a whole number from 1 to {MAX_TRAIN_SAMPLES:,}, got {n!r:.40}")
+        if embeddings is None:  # empty, for load_state_dict; torch.zeros also builds on the meta device
+            self.register_buffer("train_embeddings", torch.zeros(n, self.embed_dim))
+            self.register_buffer("train_latlon", torch.zeros(n, 2, dtype=torch.float64))
+            return
         self.register_buffer("train_embeddings", torch.as_tensor(_normalise(embeddings), dtype=torch.float32))
         self.register_buffer("train_latlon", torch.as_tensor(latlon, dtype=torch.float64))
 
@@ -112,33 +114,33 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return x / np.where(norms > 0, norms, 1.0)
 
 
-def build_baseline(head_type: str, embed_dim: int, *, train_latlon: np.ndarray,
-                   train_embeddings: np.ndarray | None = None, **hparams: Any) -> nn.Module:
-    """A fitted baseline: "medoid" (from train_latlon) or "nearest-neighbour" (also train_embeddings)."""
+def _no_hparams(head_type: str, hparams: dict[str, Any]) -> None:
     if hparams:
         raise HeadError(f"the {head_type} baseline takes no hyper-parameters, got {sorted(hparams)}")
+
+
+@register_head("medoid", rebuild=MedoidBaseline, label="Medoid of training places (baseline)", loss_label="-",
+               baseline=True, uses_images=False, publishable=False)  # a yardstick, not a player
+def medoid_baseline(embed_dim: int, *, train_latlon: Any, train_embeddings: Any = None,
+                    **hparams: Any) -> MedoidBaseline:
+    """Always the medoid of train_latlon (train_embeddings are not looked at)."""
+    _no_hparams("medoid", hparams)
+    return MedoidBaseline({"type": "medoid", "embed_dim": int(embed_dim)}, medoid(train_latlon))
+
+
+@register_head("nearest-neighbour", rebuild=NearestNeighbourBaseline,
+               label="Nearest neighbour in embedding space (baseline)", loss_label="-", baseline=True,
+               short_label="1-NN")
+def nearest_neighbour_baseline(embed_dim: int, *, train_latlon: Any, train_embeddings: Any = None,
+                               **hparams: Any) -> NearestNeighbourBaseline:
+    """The location of the most similar of train_embeddings, paired with train_latlon."""
+    _no_hparams("nearest-neighbour", hparams)
     latlon = check_latlon(train_latlon, "train_latlon")
-    if head_type == "medoid":
-        return MedoidBaseline({"type": "medoid", "embed_dim": int(embed_dim)}, medoid(latlon))
-    if head_type == "nearest-neighbour":
-        if train_embeddings is None:
-            raise HeadError("the nearest-neighbour baseline needs train_embeddings")
-        emb = np.asarray(train_embeddings, dtype=np.float32)
-        if emb.shape != (len(latlon), int(embed_dim)):
-            raise HeadError(f"train_embeddings must have shape ({len(latlon)}, {embed_dim}) to pair with "
-                            f"train_latlon, got {emb.shape}")
-        config = {"type": "nearest-neighbour", "embed_dim": int(embed_dim), "n_train": len(latlon)}
-        return NearestNeighbourBaseline(config, emb, latlon)
-    raise HeadError(f"unknown baseline {head_type!r}; choose from medoid, nearest-neighbour")
-
-
-def baseline_from_config(config: dict) -> nn.Module:
-    """An empty baseline of the config's shape, ready for load_state_dict."""
-    try:
-        if config["type"] == "medoid":
-            return MedoidBaseline(config)
-        if config["type"] == "nearest-neighbour":
-            return NearestNeighbourBaseline(config)
-    except KeyError as exc:
-        raise HeadError(f"the {config['type']} baseline config lacks the entry {exc}") from exc
-    raise HeadError(f"unknown baseline {config['type']!r}")
+    if train_embeddings is None:
+        raise HeadError("the nearest-neighbour baseline needs train_embeddings")
+    emb = np.asarray(train_embeddings, dtype=np.float32)
+    if emb.shape != (len(latlon), int(embed_dim)):
+        raise HeadError(f"train_embeddings must have shape ({len(latlon)}, {embed_dim}) to pair with "
+                        f"train_latlon, got {emb.shape}")
+    config = {"type": "nearest-neighbour", "embed_dim": int(embed_dim), "n_train": len(latlon)}
+    return NearestNeighbourBaseline(config, emb, latlon)

@@ -51,14 +51,8 @@ from geoai.models.bundle_checks import (
     read_weights_header,
     weights_problems,
 )
-from geoai.models.heads import (
-    BASELINE_TYPES,
-    HEAD_TYPES,
-    HeadError,
-    cell_probabilities,
-    head_from_config,
-    predict_latlon,
-)
+from geoai.models.heads import cell_probabilities, predict_latlon
+from geoai.models.registry import HeadError, head_from_config, head_names
 
 BUNDLE_FORMAT = "geoai-bundle/1"
 FUSIONS = ("mean", "none")
@@ -194,7 +188,7 @@ def _read_config(path: Path) -> dict:
     if missing:
         raise BundleError(f"{config_path} lacks {', '.join(missing)}")
     try:
-        check_config_fields(config, HEAD_TYPES + BASELINE_TYPES, FUSIONS)
+        check_config_fields(config, head_names(), FUSIONS)
     except ConfigProblem as exc:
         raise BundleError(f"{config_path}: {exc}") from None
     if config["backbone"].get("bundled"):

@@ -76,9 +76,6 @@ def check_config_fields(config: dict, head_types: tuple[str, ...], fusions: tupl
         _int_in(size, f"head.hidden[{i}]" if isinstance(hidden, list) else "head.hidden", 1, MAX_EMBED_DIM)
     if head.get("top_k") is not None:
         _int_in(head["top_k"], "head.top_k", 1, 1_000_000)
-    if head.get("type") == "nearest-neighbour":
-        n_train = _int_in(head.get("n_train"), "head.n_train", 1, MAX_HEAD_PARAMETERS)
-        _refuse_too_many(n_train * embed_dim)
     for key in ("dropout", "tau_km", "distance_scale_km"):
         value = head.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))

@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from geoai.geodesy import haversine_km
-from geoai.models.heads import HeadError, check_latlon
+from geoai.models.heads import check_latlon
+from geoai.models.registry import HeadError
 
 
 def _errors_km(head: nn.Module, emb: torch.Tensor, latlon: np.ndarray, batch_size: int) -> np.ndarray:

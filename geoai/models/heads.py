@@ -2,14 +2,14 @@
 
 Every head is an `nn.Module` described completely by a JSON-able `config` (type, sizes,
 hyper-parameters, coordinate standardisation, geocells), so `head_from_config(config)`
-rebuilds it and a bundle only needs the config plus the weights. Common interface:
+(geoai.models.registry) rebuilds it and a bundle only needs the config plus the weights. Common interface:
 
     forward(embeddings)             -> dict of tensors ("latlon" is always there)
     predict(embeddings)             -> (B, 2) tensor of valid [lat, lon] degrees
     loss(outputs, latlon, cell)     -> scalar tensor to minimise
     config                          -> dict
 
-Head types (see `HEAD_TYPES`):
+Head types, each declared with `register_head` (geoai.models.registry):
 - ``linear-mse``: the study's Linear(D, 2) on standardised lat/lon, MSE loss.
 - ``linear-eqrect``: the same Linear, loss = mean equirectangular km (the study's).
 - ``linear-haversine``: the same Linear, loss = mean great-circle km (ours).
@@ -22,6 +22,7 @@ Head types (see `HEAD_TYPES`):
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from typing import Any, Sequence
 
@@ -30,8 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from geoai.geocells import GeocellError, Geocells, quadtree_cells
+from geoai.geocells import Geocells, quadtree_cells
 from geoai.geodesy import EARTH_RADIUS_KM, haversine_km, spherical_mean, validate_coordinates
+from geoai.models.registry import HeadError, register_head
 from geoai.models.refinement import MODES as REFINE_MODES
 from geoai.models.refinement import refine_in_cells
 from geoai.models.losses import (
@@ -42,14 +44,8 @@ from geoai.models.losses import (
     unit_vectors,
 )
 
-HEAD_TYPES = ("linear-mse", "linear-eqrect", "linear-haversine", "grid", "geocell")
-BASELINE_TYPES = ("medoid", "nearest-neighbour")
 GRID_MLP_HIDDEN = (250, 150, 100, 50)  # the study's regressor
 KM_PER_DEGREE = math.pi * EARTH_RADIUS_KM / 180.0  # one degree of latitude
-
-
-class HeadError(ValueError):
-    """A head cannot be built, loaded or applied to the given input; the message says why."""
 
 
 # --------------------------------------------------------------------------- helpers
@@ -96,11 +92,10 @@ def _mlp(sizes: Sequence[int], dropout: float = 0.0) -> nn.Sequential:
 class GeoHead(nn.Module):
     """Base class: config bookkeeping, input checks and the predict() contract."""
 
-    head_type: str = ""
-
     def __init__(self, config: dict) -> None:
         super().__init__()
         self._config = copy.deepcopy(config)
+        self.head_type = str(config["type"])
         self.embed_dim = int(config["embed_dim"])
         if self.embed_dim < 1:
             raise HeadError(f"embed_dim must be positive, got {self.embed_dim}")
@@ -170,12 +165,9 @@ class _Standardised(GeoHead):
 class LinearHead(_Standardised):
     """Linear(D, 2) to standardised lat/lon; MSE, equirectangular or haversine loss."""
 
-    LOSSES = {"linear-mse": "mse", "linear-eqrect": "equirectangular", "linear-haversine": "haversine"}
-
-    def __init__(self, config: dict) -> None:
+    def __init__(self, config: dict, loss: str) -> None:
         super().__init__(config)
-        self.head_type = config["type"]
-        self.loss_kind = self.LOSSES[self.head_type]
+        self.loss_kind = loss
         self.linear = nn.Linear(self.embed_dim, 2)
 
     def forward(self, embeddings: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -199,8 +191,6 @@ class GridHead(_Standardised):
     towards 0 as the regressor learns, on the same footing as the cross-entropy (log K at
     the start), so neither term drowns the other whatever the map size.
     """
-
-    head_type = "grid"
 
     def __init__(self, config: dict) -> None:
         super().__init__(config)
@@ -236,8 +226,6 @@ class GeocellHead(GeoHead):
     instead of snapping to one centroid. With offset=True a Linear(D, 2) also regresses a
     north/east offset in km added to that point, trained with the haversine distance.
     """
-
-    head_type = "geocell"
 
     def __init__(self, config: dict) -> None:
         super().__init__(config)
@@ -328,89 +316,78 @@ def _move_km(latlon: torch.Tensor, north_east_km: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------- construction
 
 
-def build_head(head_type: str, embed_dim: int, *, train_latlon: np.ndarray,
-               cells: Geocells | None = None, **hparams: Any) -> nn.Module:
-    """A freshly initialised head of `head_type` for `embed_dim`-dimensional embeddings.
-
-    train_latlon: (N, 2) training coordinates, for standardisation and distance scales.
-    cells: the grid squares (grid head, required) or geocells (geocell head; default:
-        quadtree cells of train_latlon with cell_min_samples/cell_max_samples).
-    hparams: grid: hidden (default 250,150,100,50), dropout, distance_scale_km;
-        geocell: tau_km (75), top_k (5), hidden (None = linear), dropout, offset (False),
-        distance_scale_km; baselines: see geoai.models.baselines.
-    Unknown hyper-parameters raise HeadError rather than being ignored.
-    """
-    if head_type in BASELINE_TYPES:
-        from geoai.models.baselines import build_baseline
-
-        return build_baseline(head_type, embed_dim, train_latlon=train_latlon, **hparams)
-    if head_type not in HEAD_TYPES:
-        raise HeadError(f"unknown head type {head_type!r}; choose from {', '.join(HEAD_TYPES + BASELINE_TYPES)}")
+def _new_config(head_type: str, embed_dim: int, train_latlon: Any, *,
+                standardised: bool = True) -> tuple[dict[str, Any], np.ndarray]:
+    """The config every head starts from, and the checked training coordinates."""
     latlon = check_latlon(train_latlon, "train_latlon")
     config: dict[str, Any] = {"type": head_type, "embed_dim": int(embed_dim)}
-    if head_type != "geocell":
+    if standardised:
         std = latlon.std(axis=0)
         config["coord_mean"] = latlon.mean(axis=0).tolist()
         config["coord_std"] = np.where(std > 1e-6, std, 1.0).tolist()  # one location: avoid /0
+    return config, latlon
 
-    allowed: dict[str, Any]
-    if head_type.startswith("linear-"):
-        allowed = {}
-    elif head_type == "grid":
-        if cells is None:
-            raise HeadError("the grid head needs the grid cells (cells=grid_cells(square_ids, latlon))")
-        allowed = {"hidden": list(GRID_MLP_HIDDEN), "dropout": 0.0,
-                   "distance_scale_km": mean_distance_to_centre_km(latlon)}
-    else:
-        allowed = {"tau_km": 75.0, "top_k": 5, "hidden": None, "dropout": 0.0, "offset": False,
-                   "distance_scale_km": mean_distance_to_centre_km(latlon),
-                   "cell_min_samples": 10, "cell_max_samples": 100}
-    unknown = sorted(set(hparams) - set(allowed))
+
+def _settings(head_type: str, defaults: dict[str, Any], hparams: dict[str, Any]) -> dict[str, Any]:
+    """The defaults overridden by hparams; HeadError for a hyper-parameter the head does not take."""
+    unknown = sorted(set(hparams) - set(defaults))
     if unknown:
         raise HeadError(f"unknown hyper-parameter(s) {unknown} for a {head_type} head; "
-                        f"it takes {sorted(allowed) or 'none'}")
-    settings = {**allowed, **hparams}
+                        f"it takes {sorted(defaults) or 'none'}")
+    return {**defaults, **hparams}
+
+
+def _register_linear(head_type: str, loss: str, loss_label: str) -> None:
+    """Declare a LinearHead type trained with `loss` (see LinearHead.loss)."""
+    @register_head(head_type, rebuild=functools.partial(LinearHead, loss=loss), label="Linear", loss_label=loss_label)
+    def build(embed_dim: int, *, train_latlon: Any, **hparams: Any) -> LinearHead:
+        config, _ = _new_config(head_type, embed_dim, train_latlon)
+        _settings(head_type, {}, hparams)
+        return LinearHead(config, loss)
+
+
+# Declaration order is the default run order: the study's heads, then ours.
+_register_linear("linear-mse", "mse", "MSE (standardised lat/lon)")
+_register_linear("linear-eqrect", "equirectangular", "Equirectangular distance")
+
+
+@register_head("grid", rebuild=GridHead, label="Grid classifier + MLP", loss_label="Cross-entropy + equirectangular",
+               cells="grid")
+def grid_head(embed_dim: int, *, train_latlon: Any, cells: Geocells | None = None, **hparams: Any) -> GridHead:
+    """hparams: hidden (default 250,150,100,50), dropout, distance_scale_km."""
+    config, latlon = _new_config("grid", embed_dim, train_latlon)
+    if cells is None:
+        raise HeadError("the grid head needs the grid cells (cells=grid_cells(square_ids, latlon))")
+    settings = _settings("grid", {"hidden": list(GRID_MLP_HIDDEN), "dropout": 0.0,
+                                  "distance_scale_km": mean_distance_to_centre_km(latlon)}, hparams)
     try:
-        if head_type == "geocell":
-            min_samples = int(settings.pop("cell_min_samples"))
-            max_samples = int(settings.pop("cell_max_samples"))
-            if cells is None:
-                cells = quadtree_cells(latlon, min_samples=min_samples, max_samples=max_samples)
-        if "hidden" in settings and head_type == "grid":
-            settings["hidden"] = [int(h) for h in settings["hidden"]]
+        settings["hidden"] = [int(h) for h in settings["hidden"]]
     except (TypeError, ValueError) as exc:  # e.g. "hidden": "wide" from a JSON config
-        raise HeadError(f"invalid hyper-parameter for a {head_type} head: {exc}") from exc
-    config.update(settings)
-    if cells is not None:
-        config["cells"] = cells.to_dict()
-    return head_from_config(config)
+        raise HeadError(f"invalid hyper-parameter for a grid head: {exc}") from exc
+    return GridHead({**config, **settings, "cells": cells.to_dict()})
 
 
-def head_from_config(config: dict) -> nn.Module:
-    """Rebuild a head (or baseline) from its `config` (weights are loaded separately)."""
-    if not isinstance(config, dict) or "type" not in config:
-        raise HeadError(f"a head config must be a dict with a 'type', got {config!r:.200}")
-    head_type = config["type"]
-    if head_type in BASELINE_TYPES:
-        from geoai.models.baselines import baseline_from_config
+_register_linear("linear-haversine", "haversine", "Haversine distance")
 
-        return baseline_from_config(config)
+
+@register_head("geocell", rebuild=GeocellHead, label="Geocell classifier (top-5 mean)",
+               loss_label="KL to Haversine-smoothed cells", cells="quadtree", refinable=True)
+def geocell_head(embed_dim: int, *, train_latlon: Any, cells: Geocells | None = None,
+                 **hparams: Any) -> GeocellHead:
+    """hparams: tau_km (75), top_k (5), hidden (None = linear), dropout, offset (False),
+    distance_scale_km, cell_min_samples / cell_max_samples of the default quadtree cells."""
+    config, latlon = _new_config("geocell", embed_dim, train_latlon, standardised=False)
+    settings = _settings("geocell", {"tau_km": 75.0, "top_k": 5, "hidden": None, "dropout": 0.0, "offset": False,
+                                     "distance_scale_km": mean_distance_to_centre_km(latlon),
+                                     "cell_min_samples": 10, "cell_max_samples": 100}, hparams)
     try:
-        if head_type in LinearHead.LOSSES:
-            return LinearHead(config)
-        if head_type == "grid":
-            return GridHead(config)
-        if head_type == "geocell":
-            return GeocellHead(config)
-    except HeadError:
-        raise
-    except KeyError as exc:
-        raise HeadError(f"the {head_type} head config lacks the entry {exc}") from exc
-    except GeocellError as exc:
-        raise HeadError(f"the {head_type} head config has invalid cells: {exc}") from exc
-    except (TypeError, ValueError) as exc:  # e.g. "tau_km": "big"
-        raise HeadError(f"the {head_type} head config has an invalid value: {exc}") from exc
-    raise HeadError(f"unknown head type {head_type!r}; choose from {', '.join(HEAD_TYPES + BASELINE_TYPES)}")
+        min_samples = int(settings.pop("cell_min_samples"))
+        max_samples = int(settings.pop("cell_max_samples"))
+    except (TypeError, ValueError) as exc:
+        raise HeadError(f"invalid hyper-parameter for a geocell head: {exc}") from exc
+    if cells is None:
+        cells = quadtree_cells(latlon, min_samples=min_samples, max_samples=max_samples)
+    return GeocellHead({**config, **settings, "cells": cells.to_dict()})
 
 
 def predict_latlon(head: nn.Module, embeddings: Any, batch_size: int = 4096) -> np.ndarray:

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from geoai.metrics import compute_metrics
+from geoai.models.registry import HeadError, head_from_config
 
 # Candidate settings tried on the validation split; the best by mean GeoGuessr points is kept
 # (1e6 in "expected" mode: similarity ignored, the belief's medoid among training locations).
@@ -71,7 +72,7 @@ def refine_in_cells(probs: torch.Tensor, queries: torch.Tensor, gallery: torch.T
 def with_refinement(head, train_embeddings: Any, train_latlon: Any, *, top_cells: int,
                     temperature: float, mode: str = "retrieve"):
     """A copy of a trained geocell head that refines its guesses inside its top cells."""
-    from geoai.models.heads import GeocellHead, HeadError, check_latlon, head_from_config
+    from geoai.models.heads import GeocellHead, check_latlon
 
     if not isinstance(head, GeocellHead):
         raise HeadError(f"only a geocell head can be refined, not a {getattr(head, 'head_type', type(head).__name__)}")
