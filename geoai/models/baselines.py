@@ -96,7 +96,7 @@ class NearestNeighbourBaseline(_Baseline):
             self.register_buffer("train_latlon", torch.zeros(n, 2, dtype=torch.float64))
             return
         self.register_buffer("train_embeddings", torch.as_tensor(_normalise(embeddings), dtype=torch.float32))
-        self.register_buffer("train_latlon", torch.as_tensor(latlon, dtype=torch.float64))
+        self.register_buffer("train_latlon", torch.tensor(np.asarray(latlon), dtype=torch.float64))  # a copy: the input may be read-only
 
     def predict(self, embeddings: Any) -> np.ndarray:
         """(B, 2) [lat, lon] of each input's nearest training embedding (cosine)."""
