@@ -10,7 +10,6 @@ in the background while the person is still looking, so the Guess button answers
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Sequence
@@ -21,7 +20,8 @@ from typing import Any
 
 from app.game import Place
 from geoai.bundle_files import DigestError, default_models_dir, weights_digest
-from geoai.coverage import Verdict, coverage_from_config, verdict
+from geoai.bundle_config import BundleConfig
+from geoai.coverage import Verdict, verdict
 from geoai.labels import model_label
 from geoai.precomputed import (
     PredictionFile,
@@ -78,26 +78,15 @@ class OpponentInfo:
 
 
 def read_opponent(path: Path) -> OpponentInfo:
-    """Read a bundle's config.json (no weights); OpponentError when it is unusable."""
-    config_path = Path(path) / "config.json"
+    """Read a bundle's config (no weights); OpponentError when it is unusable."""
     try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-        backbone = config["backbone"]
+        config = BundleConfig.read(path)
         return OpponentInfo(
-            name=str(config.get("name") or Path(path).name), path=Path(path),
-            backbone=str(backbone.get("name", "?")), family=str(backbone.get("family") or _guess_family(backbone)),
-            head=str(config["head"].get("type", "?")), fusion=str(config.get("fusion", "?")),
-            dataset=str((config.get("dataset") or {}).get("name", "")),
-            metrics=config.get("metrics") or {},
-            datasets=tuple(str(m.get("name")) for m in (config.get("dataset") or {}).get("members") or []),
-            coverage=tuple(tuple(p) for p in coverage_from_config(config)))
+            name=config.name, path=Path(path), backbone=config.backbone.name, family=config.family,
+            head=config.head_type, fusion=config.fusion, dataset=config.dataset_name, metrics=config.metrics,
+            datasets=config.member_names, coverage=tuple(tuple(p) for p in config.coverage))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise OpponentError(f"{path} is not a readable model bundle: {exc}") from exc
-
-
-def _guess_family(backbone: dict[str, Any]) -> str:
-    text = f"{backbone.get('name', '')} {backbone.get('source', '')}".lower()
-    return "cnn" if any(k in text for k in ("resnet", "mobilenet", "convnext", "efficientnet")) else "transformer"
 
 
 def read_opponents(paths: Sequence[Path]) -> tuple[list[OpponentInfo], list[str]]:
@@ -246,17 +235,19 @@ class ModelPlayers:
             if info.path in self._bundles:
                 return self._bundles[info.path]
             try:
-                config = json.loads((info.path / "config.json").read_text(encoding="utf-8"))
-                key = (config["backbone"].get("name", ""), config["backbone"].get("cache_key") or "")
-                shared = self._backbones.get(key) if not config["backbone"].get("bundled") else None
-                bundle = Bundle.load(info.path, device=self.device, backbone=shared)
+                bundle = Bundle.load(info.path, device=self.device)
+                key = bundle.backbone_key
+                shared = self._backbones.get(key) if key is not None else None
+                if shared is not None:
+                    bundle.use_backbone(shared)
                 backbone = bundle.backbone  # load now: the first guess should not pay for it
             except Exception as exc:  # any broken bundle (bad config, pickled weights, huge sizes) skips this opponent
                 reason = str(exc) if isinstance(exc, (BundleError, OSError, ValueError, KeyError)) else f"{type(exc).__name__}: {exc}"
                 raise OpponentError(f"model {info.name} cannot play: {(reason.splitlines() or [''])[0]}") from exc
-            if key not in self._backbones:
+            if shared is None:
                 backbone.speed_up("latency")  # the game's case: one place at a time
-                self._backbones[key] = backbone
+            if key is not None:
+                self._backbones.setdefault(key, backbone)
             self._bundles[info.path] = bundle
             return bundle
 

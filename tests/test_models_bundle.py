@@ -97,14 +97,14 @@ def test_round_trip_gives_identical_predictions(setup, tmp_path, kind):
     bundle = Bundle.load(path, backbone=setup["backbone"])
     np.testing.assert_array_equal(bundle.predict_embeddings(emb), predict_latlon(head, emb))
     config = json.loads((path / "config.json").read_text())
-    assert config["format"] == "geoai-bundle/1" and config["backbone"]["cache_key"] == setup["backbone"].cache_key
+    assert config["format"] == "geoai-bundle/2" and config["backbone"]["cache_key"] == setup["backbone"].cache_key
     assert config["backbone"]["image_size"] == 32 and config["head"]["type"] == kind
     assert bundle.name == kind and bundle.backbone_name == "beit"
 
 
-def test_fusion_none_averages_the_views_predictions(setup, tmp_path):
+def test_single_views_average_the_views_predictions(setup, tmp_path):
     head = _geocell_head(setup)
-    bundle = Bundle.load(_save(setup, tmp_path / "b", head, fusion="none"), backbone=setup["backbone"])
+    bundle = Bundle.load(_save(setup, tmp_path / "b", head, fusion="single"), backbone=setup["backbone"])
     paths = setup["dataset"].frame["path"][:2]
     images = [open_image(p) for p in paths]
     per_view = predict_latlon(head, setup["backbone"].embed(images))

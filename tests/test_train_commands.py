@@ -13,6 +13,7 @@ from train.grid import choose_cells
 from train.samples import Samples
 from train.cli import main
 from train.publish import best_per_backbone
+from train.results import ResultRow
 from train.samples import build_samples
 
 
@@ -81,13 +82,12 @@ def test_grid_cells_come_from_square_ids_when_present():
 
 def test_publish_ranks_by_metric_direction():
     def row(backbone, head, km, points):
-        return {"id": f"{backbone}-{head}", "backbone": backbone, "head": head, "bundle": f"bundles/{head}",
-                "metrics": {"val": {"mean_km": km, "mean_points": points}}}
+        return ResultRow(id=f"{backbone}-{head}", backbone=backbone, head=head, views="single",
+                         bundle=f"bundles/{head}", metrics={"val": {"mean_km": km, "mean_points": points}})
 
-    results = {"results": [row("b", "grid", 100.0, 900), row("b", "geocell", 80.0, 800),
-                           row("baseline", "medoid", 10.0, 4000)]}
-    assert best_per_backbone(results, "mean_km")["b"]["head"] == "geocell"
-    assert best_per_backbone(results, "mean_points")["b"]["head"] == "grid"
+    results = [row("b", "grid", 100.0, 900), row("b", "geocell", 80.0, 800), row("baseline", "medoid", 10.0, 4000)]
+    assert best_per_backbone(results, "mean_km")["b"].head == "geocell"
+    assert best_per_backbone(results, "mean_points")["b"].head == "grid"
     assert "baseline" not in best_per_backbone(results)  # the medoid is never published
     with pytest.raises(Exception, match="no val 'median_points'"):
         best_per_backbone(results, "median_points")

@@ -107,7 +107,7 @@ def test_evaluate_with_unavailable_backbone(tmp_path, capsys, shared_data, resne
     copy = shutil.copytree(resnet, tmp_path / "gone-resnet")
     backbone = load_backbone(str(copy), device="cpu")
     head = build_head("linear-mse", backbone.embed_dim, train_latlon=[[45.0, 15.0], [46.0, 16.0]])
-    save_bundle(tmp_path / "bundle", backbone=backbone, head=head, metrics={}, dataset_info={}, fusion="none")
+    save_bundle(tmp_path / "bundle", backbone=backbone, head=head, metrics={}, dataset_info={}, fusion="single")
     shutil.rmtree(copy)
     fails_with(capsys, ["evaluate", "--bundle", str(tmp_path / "bundle"),
                         "--data", str(shared_data / "osv5m-mapillary")], "gone-resnet")

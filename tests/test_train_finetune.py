@@ -54,4 +54,4 @@ def test_finetune_trains_the_backbone_and_bundles_it(tmp_path, monkeypatch):
         bundle = Bundle.load(bundle_dir, device="cpu")  # loads the bundled, fine-tuned backbone
         lat, lon = bundle.predict_images([open_image(p) for p in place])
         assert -90 <= lat <= 90 and -180 <= lon < 180
-        assert bundle.config["backbone"]["bundled"] is True
+        assert bundle.config.backbone.bundled is True

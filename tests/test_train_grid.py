@@ -103,7 +103,7 @@ def test_every_bundle_loads_and_predicts_a_place(run):
         bundle = Bundle.load(directory, backbone=backbones[config["backbone"]["name"]])
         lat, lon = bundle.predict_images(images)
         assert 40 < lat < 50 and 10 < lon < 22, (directory.name, lat, lon)  # near Croatia
-        assert bundle.fusion == ("mean" if directory.name.endswith("-mean") else "none")
+        assert bundle.fusion == ("mean" if directory.name.endswith("-mean") else "single")
 
 
 @pytest.mark.slow

@@ -56,7 +56,7 @@ def test_refinement_settings_come_from_validation_and_travel_in_the_bundle(train
     refined, info = fit_refinement(head, train_emb, train_latlon, val_emb, val_latlon)
     assert info["val_median_km"] <= info["unrefined_val_median_km"]  # retrieval beats cell centres here
     spec = BackboneSpec("colour", "colour", "transformer", "stand-in")
-    save_bundle(tmp_path / "b", backbone=spec, head=refined, metrics={}, dataset_info={"name": "x"}, fusion="none")
+    save_bundle(tmp_path / "b", backbone=spec, head=refined, metrics={}, dataset_info={"name": "x"}, fusion="single")
     loaded = Bundle.load(tmp_path / "b")
     assert loaded.config["head"]["refine"] == refined.config["refine"]
     np.testing.assert_allclose(predict_latlon(loaded.head, val_emb), predict_latlon(refined, val_emb))

@@ -122,7 +122,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     results = run_grid(config, runtime)
     if runtime.is_main:
         out = Path(config.out)
-        print(f"wrote {out / 'results.md'}, {out / 'results.json'} and {len(results['results'])} bundles "
+        print(f"wrote {out / 'results.md'}, {out / 'results.json'} and {len(results.results)} bundles "
               f"in {out / 'bundles'}")
     return 0
 

@@ -11,14 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from geoai.bundle_config import VIEW_MODES
 from geoai.data.splits import validate_fractions
 from geoai.models.registry import default_heads, head_names
 from train.distributed import check_device
 from train.errors import TrainError
 
 STUDY_BACKBONES = ("beit", "resnet50")
-# "single": one prediction per image; "mean": a place's view embeddings averaged.
-FUSION_MODES = ("single", "mean")
 
 
 @dataclass
@@ -41,7 +40,7 @@ class ExperimentConfig:
     out: str = "runs/latest"
     backbones: list[str] = field(default_factory=lambda: list(STUDY_BACKBONES))
     heads: list[str] = field(default_factory=default_heads)
-    fusion: list[str] = field(default_factory=lambda: list(FUSION_MODES))
+    fusion: list[str] = field(default_factory=lambda: list(VIEW_MODES))
     epochs: int = 100
     patience: int = 10
     batch_size: int = 64
@@ -74,10 +73,10 @@ class ExperimentConfig:
                              "(even the medoid baseline's bundle names the backbone the game loads)")
         if not self.heads:
             raise TrainError("no heads given: pass --heads, e.g. --heads linear-mse,grid")
-        unknown_fusion = [f for f in self.fusion if f not in FUSION_MODES]
+        unknown_fusion = [f for f in self.fusion if f not in VIEW_MODES]
         if unknown_fusion or not self.fusion:
             raise TrainError(f"unknown fusion mode(s) {unknown_fusion or self.fusion}; "
-                             f"choose from {', '.join(FUSION_MODES)}")
+                             f"choose from {', '.join(VIEW_MODES)}")
         for name in ("epochs", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise TrainError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")

@@ -15,10 +15,6 @@ from train.errors import TrainError
 from train.grid import dataset_root
 from train.samples import build_samples
 
-# The bundle's fusion name -> the view mode of train.samples.
-VIEW_MODE = {"none": "single", "mean": "mean"}
-
-
 def evaluate_bundle(bundle_path: str | Path, data: str | Path, *, all_rows: bool = False,
                     device: str | None = None, cache_dir: str | Path | None = None,
                     skip_bad: bool = False, batch_size: int = 32, num_workers: int = 2,
@@ -49,13 +45,10 @@ def evaluate_bundle(bundle_path: str | Path, data: str | Path, *, all_rows: bool
         raise TrainError(str(exc)) from None
     embeddings = compute_embeddings(backbone, part, Path(cache_dir) if cache_dir else None,
                                     batch_size=batch_size, num_workers=num_workers, progress=True)
-    samples = build_samples(part, "all", VIEW_MODE[bundle.fusion], embeddings)
+    samples = build_samples(part, "all", bundle.fusion, embeddings)
     predictions = predict_latlon(bundle.head, samples.embeddings)
     size = map_size_km(dataset.frame["lat"].to_numpy(), dataset.frame["lon"].to_numpy())
     metrics = compute_metrics(predictions, samples.latlon, map_size_km=size)
-    info = bundle.config.get("dataset") or {}
-    trained_on = {info.get("fingerprint")} | {m.get("fingerprint") for m in info.get("members") or []
-                                               if isinstance(m, dict)}
     fingerprint = dataset.fingerprint()
     result: dict[str, Any] = {}
     if predictions_csv is not None:
@@ -66,10 +59,10 @@ def evaluate_bundle(bundle_path: str | Path, data: str | Path, *, all_rows: bool
         "bundle": bundle.name,
         "bundle_path": str(Path(bundle_path)),
         "backbone": bundle.backbone_name,
-        "head": bundle.config["head"].get("type"),
+        "head": bundle.head_type,
         "fusion": bundle.fusion,
         "dataset": {"name": dataset.name, "root": str(dataset.root), "fingerprint": fingerprint,
-                    "same_as_training": fingerprint in trained_on},
+                    "same_as_training": fingerprint in bundle.config.fingerprints},
         "split": split,
         "images": len(part),
         "map_size_km": size,

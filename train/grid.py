@@ -44,8 +44,9 @@ from train.embedding import embed_dataset
 from train.errors import TrainError
 from train.finetune import finetune
 from train.loop import run_training
-from train.report import RESULTS_FORMAT, write_reports
-from train.samples import BUNDLE_FUSION, Samples, build_samples, has_multiple_views
+from train.report import write_reports
+from train.results import ResultRow, RunResults
+from train.samples import Samples, build_samples, has_multiple_views
 from train.stages import StageClock
 
 SPLITS = ("train", "val", "test")
@@ -256,7 +257,7 @@ class GridContext:
     run_dir: Path
     map_size: float
     clock: StageClock
-    rows: list[dict[str, Any]]
+    rows: list[ResultRow]
     notes: list[str]
     dataset_info: dict[str, Any]
     # A joined dataset's members: {name: (row mask, map size km)}; None for one dataset.
@@ -264,12 +265,11 @@ class GridContext:
 
 
 def _row(ctx: GridContext, *, backbone: str, head: str, fusion: str, metrics: dict, bundle: Path | None,
-         extra: dict[str, Any]) -> dict[str, Any]:
+         extra: dict[str, Any]) -> ResultRow:
     spec = head_spec(head)
-    return {"id": f"{backbone}-{head}-{fusion}", "architecture": backbone, "backbone": backbone,
-            "head": head, "loss": spec.loss_label, "head_label": spec.label, "views": fusion,
-            "metrics": metrics,
-            "bundle": str(bundle.relative_to(ctx.run_dir)) if bundle is not None else None, **extra}
+    return ResultRow(id=f"{backbone}-{head}-{fusion}", backbone=backbone, head=head, views=fusion, metrics=metrics,
+                     bundle=str(bundle.relative_to(ctx.run_dir)) if bundle is not None else None,
+                     architecture=backbone, loss=spec.loss_label, head_label=spec.label, fit=extra)
 
 
 def _save(ctx: GridContext, *, spec_or_backbone: Any, head: Any, metrics: dict, fusion: str,
@@ -280,7 +280,7 @@ def _save(ctx: GridContext, *, spec_or_backbone: Any, head: Any, metrics: dict, 
         if path.exists():
             shutil.rmtree(path)
         save_bundle(path, backbone=spec_or_backbone, head=head, metrics=metrics,
-                    dataset_info=ctx.dataset_info, fusion=BUNDLE_FUSION[fusion], name=name,
+                    dataset_info=ctx.dataset_info, fusion=fusion, name=name,
                     include_backbone_weights=with_weights)
     return path
 
@@ -361,16 +361,16 @@ def _baseline(ctx: GridContext, kind: str, backbone: Backbone, fusion: str,
                          extra={}))
 
 
-def _remove_stale_bundles(run_dir: Path, rows: list[dict[str, Any]]) -> None:
+def _remove_stale_bundles(run_dir: Path, rows: list[ResultRow]) -> None:
     """Bundles of an earlier run into the same folder would pass for this run's: remove them."""
-    current = {Path(row["bundle"]).name for row in rows if row.get("bundle")}
+    current = {Path(row.bundle).name for row in rows if row.bundle}
     for folder in (run_dir / "bundles").iterdir() if (run_dir / "bundles").is_dir() else []:
         if folder.is_dir() and folder.name not in current:
             shutil.rmtree(folder)
 
 
-def run_grid(config: ExperimentConfig, runtime: Runtime) -> dict[str, Any]:
-    """Run the whole grid and write RUN/ (main process). Returns the results dict."""
+def run_grid(config: ExperimentConfig, runtime: Runtime) -> RunResults:
+    """Run the whole grid and write RUN/ (main process). Returns its results."""
     config.validate()
     seed_everything(config.seed)
     heads = check_heads(config.heads)
@@ -438,19 +438,14 @@ def run_grid(config: ExperimentConfig, runtime: Runtime) -> dict[str, Any]:
                 _baseline(ctx, kind, backbone, fusion, samples, "baseline")
         del backbone, emb
 
-    results = {
-        "format": RESULTS_FORMAT,
-        "geoai_version": geoai.__version__,
-        "dataset": {**dataset_info, "images": len(dataset), "places": sum(s["places"] for s in sizes.values()),
-                    "map_size_km": ctx.map_size, "skipped_rows": len(dataset.problems)},
-        "run": {"fusion": fusions, "fusion_note": fusion_note, "finetune": config.finetune,
-                "epochs": config.epochs, "patience": config.patience, "seed": config.seed,
-                "processes": runtime.world_size, "device": str(runtime.device)},
-        "config": config.to_dict(),
-        "notes": notes,
-        "stages": clock.stages,
-        "results": ctx.rows,
-    }
+    results = RunResults(
+        dataset={**dataset_info, "images": len(dataset), "places": sum(s["places"] for s in sizes.values()),
+                 "map_size_km": ctx.map_size, "skipped_rows": len(dataset.problems)},
+        run={"fusion": fusions, "fusion_note": fusion_note, "finetune": config.finetune,
+             "epochs": config.epochs, "patience": config.patience, "seed": config.seed,
+             "processes": runtime.world_size, "device": str(runtime.device)},
+        results=ctx.rows, config=config.to_dict(), notes=notes, stages=clock.stages,
+        geoai_version=geoai.__version__)
     if runtime.is_main:
         _remove_stale_bundles(run_dir, ctx.rows)
         write_reports(run_dir, results)

@@ -71,7 +71,7 @@ def precompute_map(bundle_dirs: Sequence[Path], data_dir: str | Path, models_dir
                 progress(f"predicting {label}: {len(answers)}/{len(places)} places")
                 last = now
         count = write_predictions(target, game_map.name, bundle_dir.name, weights_digest(bundle_dir), fingerprint,
-                                  answers, head=str(bundle.config["head"].get("type", "")),
+                                  answers, head=bundle.head_type,
                                   data_dir=Path(data_dir).absolute())
         done.append(Precomputed(bundle_dir, target, count, time.monotonic() - started))
     return done

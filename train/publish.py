@@ -3,7 +3,6 @@ with its answers for every place of the map's test split (models/predictions/<ma
 so the game serves standard rounds without loading the model."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import uuid
@@ -15,6 +14,7 @@ from geoai.bundle_files import default_models_dir
 from geoai.models.registry import HeadError, head_spec
 from train.errors import TrainError
 from train.precompute import precompute_map, refresh_other_maps
+from train.results import ResultRow, RunResults
 
 # Metrics where a larger value is better; every *_km metric is better smaller.
 HIGHER_IS_BETTER = {"mean_points", "country_accuracy", "within_1km", "within_25km", "within_200km",
@@ -34,24 +34,24 @@ class Published:
     places: int = 0  # places answered in it
 
 
-def best_per_backbone(results: dict, metric: str = "mean_km", split: str = "val") -> dict[str, dict]:
-    """The best row of each backbone by `metric` on `split` (first row wins ties)."""
+def best_per_backbone(rows: list[ResultRow], metric: str = "mean_km", split: str = "val") -> dict[str, ResultRow]:
+    """The best publishable row of each backbone by `metric` on `split` (first row wins ties)."""
     better_high = metric in HIGHER_IS_BETTER
-    best: dict[str, dict] = {}
-    for row in results.get("results", []):
-        if not row.get("bundle") or not _publishable(row.get("head")):
+    best: dict[str, ResultRow] = {}
+    for row in rows:
+        if not row.bundle or not _publishable(row.head):
             continue
-        value = row.get("metrics", {}).get(split, {}).get(metric)
+        value = row.metric(split, metric)
         if value is None:
-            raise TrainError(f"results have no {split} {metric!r} for {row.get('id')}; choose a metric "
+            raise TrainError(f"results have no {split} {metric!r} for {row.id}; choose a metric "
                              f"such as mean_km, median_km, mean_points")
-        current = best.get(row["backbone"])
+        current = best.get(row.backbone)
         if current is None:
-            best[row["backbone"]] = row
+            best[row.backbone] = row
             continue
-        old = current["metrics"][split][metric]
+        old = current.metric(split, metric)
         if (value > old) if better_high else (value < old):
-            best[row["backbone"]] = row
+            best[row.backbone] = row
     return best
 
 
@@ -86,40 +86,26 @@ def publish_run(run_dir: str | Path, models_dir: str | Path | None = None,
     models for each map; republishing the same map replaces its older bundles and their
     answers. data_dir: the dataset folder (default: the one the run trained on).
     """
-    
     run_dir = Path(run_dir)
-    results_path = run_dir / "results.json"
-    if not results_path.is_file():
-        raise TrainError(f"{run_dir} is not a training run: {results_path} is missing "
-                         "(run `python -m train --data DIR --out RUN` first)")
-    try:
-        results = json.loads(results_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise TrainError(f"{results_path} is not valid JSON: {exc}") from None
-    if (not isinstance(results, dict) or not isinstance(results.get("results"), list)
-            or not isinstance(results.get("dataset"), dict) or "name" not in results["dataset"]):
-        raise TrainError(f"{results_path} is not the results of `python -m train` (it lacks the "
-                         "'results' list or the dataset's name)")
+    results = RunResults.read(run_dir)
     target_root = Path(models_dir) if models_dir is not None else default_models_dir()
-    best = best_per_backbone(results, metric)
+    best = best_per_backbone(results.results, metric)
     if not best:
         raise TrainError(f"{run_dir} has no trained bundles to publish")
     # A joined run answers for every map it trained on: each member dataset is a map.
-    members = [m.get("root") for m in results["dataset"].get("members") or [] if isinstance(m, dict)]
-    roots = [data_dir] if data_dir else (members or [results["dataset"].get("root") or ""])
-    maps = [Path(str(r)).expanduser() for r in roots]
+    maps = [Path(data_dir).expanduser()] if data_dir else [root for _, root in results.maps()]
     for data in maps if predictions else []:
         if not (data / "metadata.csv").is_file():
             raise TrainError(f"the dataset folder of this run ({data}) has no metadata.csv: pass --data DIR so "
                              "the game's answers can be computed, or --no-predictions to publish the models alone")
     published = []
     for backbone, row in sorted(best.items()):
-        source = run_dir / row["bundle"]
+        source = run_dir / row.bundle
         if not (source / "config.json").is_file():
             raise TrainError(f"bundle {source} listed in results.json is missing or incomplete")
-        target = target_root / f"{results['dataset']['name']}-{backbone}"
+        target = target_root / f"{results.dataset_name}-{backbone}"
         _replace_dir(source, target)
-        published.append(Published(backbone, source, target, metric, float(row["metrics"]["val"][metric])))
+        published.append(Published(backbone, source, target, metric, row.metric("val", metric)))
     for data in maps if predictions else []:
         written = precompute_map([p.target for p in published], data, target_root,
                                  **({"progress": progress} if progress else {}))

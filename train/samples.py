@@ -13,10 +13,6 @@ import pandas as pd
 from geoai.data import GeoDataset
 from geoai.models.embeddings import fuse_views
 
-# The bundle's name for a view mode (config.json "fusion").
-BUNDLE_FUSION = {"single": "none", "mean": "mean"}
-
-
 @dataclass
 class Samples:
     """One split's samples.

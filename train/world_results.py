@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from geoai.bundle_config import BundleConfig
 from geoai.data import load_image_folder
 from geoai.geodesy import haversine_km
 from geoai.land import km_from_land
@@ -24,27 +25,27 @@ from geoai.models.embeddings import compute_embeddings
 from geoai.models.heads import predict_latlon
 from geoai.models.registry import head_spec
 from train.publish import best_per_backbone
+from train.results import RunResults
 from train.samples import build_samples
 
 SEA_KM = 50.0
 SHARES = (25, 200, 750, 2500)
-VIEW_MODE = {"none": "single", "mean": "mean"}
 
 
 def _rows_of(run: Path, metric: str) -> list[tuple[str, str, Path]]:
     """(key, label, bundle) of a run: every learned head and the baselines, in the view mode of the
     best bundle by validation `metric`. The key names the model alike across runs (for the union row)."""
-    results = json.loads((run / "results.json").read_text())
-    best = best_per_backbone(results, metric)
-    views = best[sorted(best)[0]]["views"]
-    chosen = [(row, head_spec(row["head"])) for row in results["results"] if row["views"] == views]
+    rows = RunResults.read(run).results
+    best = best_per_backbone(rows, metric)
+    views = best[sorted(best)[0]].views
+    chosen = [(row, head_spec(row.head)) for row in rows if row.views == views]
     # Trained heads first, then the baselines; one that ignores the image is named without a backbone.
     chosen.sort(key=lambda pair: pair[1].baseline)
-    rows = []
+    found = []
     for row, spec in chosen:
-        key = f"{row['backbone']} {spec.short}" if spec.uses_images else spec.short
-        rows.append((key, key, run / row["bundle"]))
-    return rows
+        key = f"{row.backbone} {spec.short}" if spec.uses_images else spec.short
+        found.append((key, key, run / row.bundle))
+    return found
 
 
 class Predictor:
@@ -57,8 +58,7 @@ class Predictor:
 
     def predict(self, bundle_dir: Path, data: Path) -> tuple[np.ndarray, np.ndarray]:
         """(guesses, truth) per test sample, views fused as the bundle fuses them."""
-        config = json.loads((bundle_dir / "config.json").read_text())
-        source = config["backbone"]["source"]
+        source = BundleConfig.read(bundle_dir).backbone.source
         if source not in self.backbones:
             self.backbones[source] = load_backbone(source, device="cpu")
         bundle = Bundle.load(bundle_dir, backbone=self.backbones[source])
@@ -66,7 +66,7 @@ class Predictor:
         key = (source, str(data))
         if key not in self.embeddings:
             self.embeddings[key] = compute_embeddings(bundle.backbone, dataset, self.cache_dir, num_workers=0)
-        samples = build_samples(dataset, "all", VIEW_MODE[bundle.fusion], self.embeddings[key])
+        samples = build_samples(dataset, "all", bundle.fusion, self.embeddings[key])
         return predict_latlon(bundle.head, samples.embeddings), samples.latlon
 
 
@@ -96,8 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the numbers as JSON here")
     args = parser.parse_args(argv)
     world = Path(args.world)
-    results = json.loads((world / "results.json").read_text())
-    members = [(m["name"], Path(m["root"])) for m in results["dataset"]["members"]]
+    members = RunResults.read(world).maps()
     predictor = Predictor(args.cache_dir)
     entries: list[tuple[str, str, dict]] = []
     union: dict[str, list] = {}
@@ -107,8 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             entries.append((name, f"world: {label}", measures(pred, true)))
             union.setdefault(f"world: {label}", []).append((pred, true))
     for run in map(Path, args.single):
-        single = json.loads((run / "results.json").read_text())
-        name, root = single["dataset"]["name"], Path(single["dataset"]["root"])
+        name, root = RunResults.read(run).maps()[0]
         for key, label, bundle in _rows_of(run, args.metric):
             pred, true = predictor.predict(bundle, root)
             entries.append((name, f"own dataset: {label}", measures(pred, true)))

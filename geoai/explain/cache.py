@@ -22,7 +22,7 @@ def photo_digest(data: bytes) -> str:
 def bundle_digest(bundle: Any) -> str:
     """Digest of what decides a bundle's answers: its backbone weights and its head weights."""
     digest = hashlib.sha256()
-    backbone_key = bundle.config.get("backbone", {}).get("cache_key") or bundle.backbone.cache_key
+    backbone_key = bundle.config.backbone.cache_key or bundle.backbone.cache_key
     digest.update(str(backbone_key).encode())
     head_file = Path(bundle.path) / "head.safetensors"
     if head_file.is_file():

@@ -2,10 +2,8 @@
 
 A bundle is a directory:
 
-    config.json        {"format": "geoai-bundle/1", "name", "backbone": {name, source,
-                        cache_key, image_size, embed_dim}, "head": head.config,
-                        "fusion": "mean"|"none", "dataset": {...}, "metrics": {...},
-                        "created", "geoai_version"}
+    config.json        geoai.bundle_config.BundleConfig: format, name, backbone, the head's
+                       config, view mode ("single" or "mean"), dataset, metrics
     head.safetensors   the head's weights (read with safetensors only: no pickle)
     README.md          a human summary
     backbone/          optional: fine-tuned backbone weights (transformers checkpoint)
@@ -15,8 +13,8 @@ lazily on first use, or shared between bundles by passing one in.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
-import json
 import math
 import os
 from pathlib import Path
@@ -30,6 +28,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import geoai
+from geoai.bundle_config import BUNDLE_FORMAT, VIEW_MODES, BackboneRef, BundleConfig, BundleError, ConfigProblem
 from geoai.bundle_files import default_models_dir, discover_bundles  # noqa: F401  (torch-free, re-exported)
 from geoai.geodesy import spherical_mean
 from geoai.prediction import TOP_CELLS, PlacePrediction
@@ -41,11 +40,9 @@ from geoai.models.backbones import (
     load_backbone,
 )
 from geoai.models.bundle_checks import (
-    MAX_CONFIG_BYTES,
     SAFE_BACKBONE_WEIGHTS,
-    ConfigProblem,
     build_on_meta,
-    check_config_fields,
+    check_head_fields,
     non_finite,
     pickled_files,
     read_weights_header,
@@ -54,13 +51,7 @@ from geoai.models.bundle_checks import (
 from geoai.models.heads import cell_probabilities, predict_latlon
 from geoai.models.registry import HeadError, head_from_config, head_names
 
-BUNDLE_FORMAT = "geoai-bundle/1"
-FUSIONS = ("mean", "none")
 CONFIG_FILE, WEIGHTS_FILE, README_FILE, BACKBONE_DIR = "config.json", "head.safetensors", "README.md", "backbone"
-
-
-class BundleError(ValueError):
-    """A bundle cannot be saved or loaded: missing files, wrong format, mismatched weights."""
 
 
 def _json_safe(value: Any) -> Any:
@@ -84,21 +75,21 @@ def _write_atomic(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
-def _readme(config: dict) -> str:
-    lines = [f"# {config['name']}", "",
-             f"Geolocation model bundle ({config['format']}), created {config['created']} "
-             f"with geoai {config['geoai_version']}.", "",
-             f"- backbone: `{config['backbone']['name']}` ({config['backbone']['source']})",
-             f"- head: `{config['head']['type']}` on {config['head']['embed_dim']}-dimensional embeddings",
-             f"- multi-view fusion: {config['fusion']}",
-             f"- dataset: {config['dataset'].get('name', '?')} "
-             f"(fingerprint {str(config['dataset'].get('fingerprint', '?'))[:12]})", ""]
-    splits = [s for s in ("test", "val", "train") if isinstance(config["metrics"].get(s), dict)]
+def _readme(config: BundleConfig) -> str:
+    lines = [f"# {config.name}", "",
+             f"Geolocation model bundle ({config.format}), created {config.created} "
+             f"with geoai {config.geoai_version}.", "",
+             f"- backbone: `{config.backbone.name}` ({config.backbone.source})",
+             f"- head: `{config.head_type}` on {config.head['embed_dim']}-dimensional embeddings",
+             f"- views: {config.fusion}",
+             f"- dataset: {config.dataset.get('name', '?')} "
+             f"(fingerprint {str(config.dataset.get('fingerprint', '?'))[:12]})", ""]
+    splits = [s for s in ("test", "val", "train") if isinstance(config.metrics.get(s), dict)]
     if splits:
         keys = ["mean_km", "median_km", "within_25km", "within_200km", "within_750km", "mean_points"]
         lines += ["| split | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
         for split in splits:
-            row = [config["metrics"][split].get(k) for k in keys]
+            row = [config.metrics[split].get(k) for k in keys]
             lines.append(f"| {split} | " + " | ".join("" if v is None else f"{v:.4g}" for v in row) + " |")
         lines.append("")
     lines.append("Load with `geoai.models.Bundle.load(path)`.")
@@ -114,11 +105,12 @@ def save_bundle(path: str | Path, *, backbone: Backbone | BackboneSpec, head: nn
         embedding size, which loading checks) or just its spec.
     metrics: {"test": compute_metrics(...), "val": ..., "train": ...} (any subset).
     dataset_info: {"name", "fingerprint", "split_sizes"}.
+    fusion: the view mode, "single" or "mean" (see Bundle.predict_place_embeddings).
     include_backbone_weights: also save the backbone's weights into the bundle (needed
         when it was fine-tuned; otherwise it is loaded by name).
     """
-    if fusion not in FUSIONS:
-        raise BundleError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
+    if fusion not in VIEW_MODES:
+        raise BundleError(f"fusion must be one of {', '.join(VIEW_MODES)}, got {fusion!r}")
     if not hasattr(head, "config") or not hasattr(head, "predict"):
         raise BundleError(f"{type(head).__name__} is not a geoai head (no config/predict)")
     head_config = head.config
@@ -126,72 +118,39 @@ def save_bundle(path: str | Path, *, backbone: Backbone | BackboneSpec, head: nn
         if backbone.embed_dim != head_config["embed_dim"]:
             raise BundleError(f"the head expects {head_config['embed_dim']}-dimensional embeddings but backbone "
                               f"{backbone.spec.name} gives {backbone.embed_dim}")
-        info = {"name": backbone.spec.name, "source": backbone.spec.source, "cache_key": backbone.cache_key,
-                "image_size": backbone.image_size, "embed_dim": backbone.embed_dim}
-        spec = backbone.spec
+        info = BackboneRef(backbone.spec.name, backbone.spec.source, backbone.cache_key, backbone.image_size,
+                           backbone.embed_dim, backbone.spec.family)
     elif isinstance(backbone, BackboneSpec):
         if include_backbone_weights:
             raise BundleError("include_backbone_weights needs the loaded Backbone, not only its spec")
-        info = {"name": backbone.name, "source": backbone.source, "cache_key": None, "image_size": None,
-                "embed_dim": head_config["embed_dim"]}
-        spec = backbone
+        info = BackboneRef(backbone.name, backbone.source, embed_dim=head_config["embed_dim"], family=backbone.family)
     else:
         raise BundleError(f"backbone must be a Backbone or BackboneSpec, got {type(backbone).__name__}")
-    info["family"] = spec.family
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     if include_backbone_weights:
         backbone.model.save_pretrained(out / BACKBONE_DIR)
         backbone.processor.save_pretrained(out / BACKBONE_DIR)
-        info["source"], info["bundled"] = BACKBONE_DIR, True
+        info = dataclasses.replace(info, source=BACKBONE_DIR, bundled=True)
 
-    config = _json_safe({
-        "format": BUNDLE_FORMAT,
-        "name": name or out.name,
-        "backbone": info,
-        "head": head_config,
-        "fusion": fusion,
-        "dataset": dict(dataset_info),
-        "metrics": dict(metrics),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "geoai_version": geoai.__version__,
-    })
+    config = BundleConfig(
+        name=name or out.name, backbone=info, head=_json_safe(head_config), fusion=fusion,
+        dataset=_json_safe(dict(dataset_info)), metrics=_json_safe(dict(metrics)),
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), geoai_version=geoai.__version__)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in head.state_dict().items()}
     _write_atomic(out / WEIGHTS_FILE, lambda p: save_file(tensors, str(p), metadata={"format": BUNDLE_FORMAT}))
-    _write_atomic(out / CONFIG_FILE, lambda p: p.write_text(json.dumps(config, indent=2, allow_nan=False)))
+    _write_atomic(out / CONFIG_FILE, lambda p: p.write_text(config.to_json()))
     _write_atomic(out / README_FILE, lambda p: p.write_text(_readme(config)))
     return out
 
 
-def _read_config(path: Path) -> dict:
-    if not path.is_dir():
-        raise BundleError(f"{path} is not a model bundle: no such directory")
-    config_path = path / CONFIG_FILE
-    if not config_path.is_file():
-        raise BundleError(f"{path} is not a model bundle: {CONFIG_FILE} is missing")
+def _read_config(path: Path) -> BundleConfig:
+    config = BundleConfig.read(path)
     try:
-        size = config_path.stat().st_size
-        if size > MAX_CONFIG_BYTES:
-            raise BundleError(f"{config_path} is {size / 2**20:,.0f} MiB; a bundle config is at most "
-                              f"{MAX_CONFIG_BYTES // 2**20} MiB")
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-        if isinstance(exc, BundleError):
-            raise
-        raise BundleError(f"{config_path} is not valid JSON: {str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
-    if not isinstance(config, dict):
-        raise BundleError(f"{config_path} must hold a JSON object")
-    if config.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"{path} has bundle format {config.get('format')!r}; this version of geoai reads "
-                          f"{BUNDLE_FORMAT!r} (re-export the model with a matching geoai)")
-    missing = [k for k in ("backbone", "head", "fusion") if k not in config]
-    if missing:
-        raise BundleError(f"{config_path} lacks {', '.join(missing)}")
-    try:
-        check_config_fields(config, head_names(), FUSIONS)
+        check_head_fields(config, head_names())
     except ConfigProblem as exc:
-        raise BundleError(f"{config_path}: {exc}") from None
-    if config["backbone"].get("bundled"):
+        raise BundleError(f"{path / CONFIG_FILE}: {exc}") from None
+    if config.backbone.bundled:
         _check_bundled_backbone(path)
     return config
 
@@ -208,7 +167,7 @@ def _check_bundled_backbone(path: Path) -> None:
     raise BundleError(f"{path} says its backbone is bundled, but {folder} has no model.safetensors")
 
 
-def _load_head(path: Path, config: dict) -> nn.Module:
+def _load_head(path: Path, config: BundleConfig) -> nn.Module:
     """The head with its weights, checked before allocating: shapes from a meta-device
     build against the safetensors header, then values for NaN and infinity."""
     weights_path = path / WEIGHTS_FILE
@@ -219,7 +178,7 @@ def _load_head(path: Path, config: dict) -> nn.Module:
                               "geoai loads weights only from safetensors (a pickle can run code)")
         raise BundleError(f"{path} is incomplete: {WEIGHTS_FILE} (the head's weights) is missing")
     try:
-        expected = build_on_meta(head_from_config, config["head"])
+        expected = build_on_meta(head_from_config, config.head)
     except ConfigProblem as exc:
         raise BundleError(f"{path / CONFIG_FILE}: {exc}") from None
     except HeadError as exc:
@@ -232,10 +191,10 @@ def _load_head(path: Path, config: dict) -> nn.Module:
         raise BundleError(f"{weights_path} cannot be read as safetensors: {exc}") from exc
     problems = weights_problems(header, expected)
     if problems:
-        raise BundleError(f"{weights_path} does not match the {config['head'].get('type')} head in "
+        raise BundleError(f"{weights_path} does not match the {config.head_type} head in "
                           f"{CONFIG_FILE}: " + "; ".join(problems[:5]) + (" ..." if len(problems) > 5 else ""))
     try:
-        head = head_from_config(config["head"])
+        head = head_from_config(config.head)
         weights = load_file(str(weights_path), device="cpu")
     except HeadError as exc:
         raise BundleError(f"{path}: {exc}") from exc
@@ -253,7 +212,7 @@ def _load_head(path: Path, config: dict) -> nn.Module:
 class Bundle:
     """A loaded bundle: its config, its head, and (lazily) its backbone."""
 
-    def __init__(self, path: Path, config: dict, head: nn.Module, device: torch.device | None,
+    def __init__(self, path: Path, config: BundleConfig, head: nn.Module, device: torch.device | None,
                  backbone: Backbone | None = None) -> None:
         self.path = path
         self.config = config
@@ -263,19 +222,29 @@ class Bundle:
 
     @property
     def name(self) -> str:
-        return str(self.config.get("name") or self.path.name)
+        return self.config.name or self.path.name
 
     @property
     def backbone_name(self) -> str:
-        return str(self.config["backbone"].get("name", "?"))
+        return self.config.backbone.name
+
+    @property
+    def backbone_key(self) -> tuple[str, str] | None:
+        """Bundles with the same key can share one loaded backbone (BundleConfig.backbone_key)."""
+        return self.config.backbone_key
+
+    @property
+    def head_type(self) -> str:
+        return self.config.head_type
 
     @property
     def fusion(self) -> str:
-        return self.config["fusion"]
+        """The view mode: "single" or "mean"."""
+        return self.config.fusion
 
     @property
     def metrics(self) -> dict:
-        return self.config.get("metrics") or {}
+        return self.config.metrics
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device | None = None,
@@ -289,17 +258,23 @@ class Bundle:
             head.to(dev)
         bundle = cls(path, config, head, dev)
         if backbone is not None:
-            bundle._check_backbone(backbone)
-            bundle._backbone = backbone
+            bundle.use_backbone(backbone)
         return bundle
 
+    def use_backbone(self, backbone: Backbone) -> None:
+        """Predict with this already loaded backbone (e.g. shared with other bundles), checked
+        to be the one the head was trained on."""
+        self._check_backbone(backbone)
+        self.head.to(backbone.device)
+        self._backbone = backbone
+
     def _check_backbone(self, backbone: Backbone) -> None:
-        info = self.config["backbone"]
-        if backbone.embed_dim != self.config["head"]["embed_dim"]:
-            raise BundleError(f"bundle {self.name} needs {self.config['head']['embed_dim']}-dimensional "
-                              f"embeddings ({info.get('name')}), backbone {backbone.spec.name} gives "
+        info = self.config.backbone
+        if backbone.embed_dim != self.config.head["embed_dim"]:
+            raise BundleError(f"bundle {self.name} needs {self.config.head['embed_dim']}-dimensional "
+                              f"embeddings ({info.name}), backbone {backbone.spec.name} gives "
                               f"{backbone.embed_dim}")
-        expected = info.get("cache_key")
+        expected = info.cache_key
         # Compare the weights digest only: the name before it is a label (a bundled or
         # moved checkpoint may carry another one).
         if expected and backbone.cache_key.rsplit("-", 1)[-1] != str(expected).rsplit("-", 1)[-1]:
@@ -311,23 +286,23 @@ class Bundle:
     def backbone(self) -> Backbone:
         """The bundle's backbone, loaded on first access (by known name, bundled weights or source)."""
         if self._backbone is None:
-            info = self.config["backbone"]
-            source = str(info.get("source") or "")
-            if info.get("bundled"):
+            info = self.config.backbone
+            source = info.source or ""
+            if info.bundled:
                 target = str(self.path / source)
             elif source and os.path.isabs(source) and os.path.isdir(source):
                 target = source  # the very folder it was trained with, still here
-            elif info.get("name") in KNOWN_BACKBONES:
-                target = info["name"]  # e.g. offline checkpoints, resolved on this machine
+            elif info.name in KNOWN_BACKBONES:
+                target = info.name  # e.g. offline checkpoints, resolved on this machine
             else:
-                target = source or info.get("name")
+                target = source or info.name
             try:
                 backbone = load_backbone(target, device=self.device)
             except BackboneError as exc:
-                raise BundleError(f"bundle {self.name} needs backbone {info.get('name')!r}: {exc}") from exc
-            if info.get("bundled"):
-                backbone.spec = BackboneSpec(str(info.get("name")), target, str(info.get("family", "transformer")),
-                                             f"fine-tuned {info.get('name')} stored in bundle {self.name}")
+                raise BundleError(f"bundle {self.name} needs backbone {info.name!r}: {exc}") from exc
+            if info.bundled:
+                backbone.spec = BackboneSpec(info.name, target, info.family or "transformer",
+                                             f"fine-tuned {info.name} stored in bundle {self.name}")
             self._check_backbone(backbone)
             self.head.to(backbone.device)
             self._backbone = backbone
@@ -340,8 +315,8 @@ class Bundle:
     def predict_images(self, images: list[Image.Image]) -> np.ndarray:
         """(2,) [lat, lon] for ONE place from all its views.
 
-        fusion "mean": the views' embeddings are averaged and predicted once; "none": each
-        view is predicted and the answer is the spherical mean of those predictions.
+        view mode "mean": the views' embeddings are averaged and predicted once; "single":
+        each view is predicted and the answer is the spherical mean of those predictions.
         """
         if not images:
             raise BundleError("predict_images needs at least one image of the place")
@@ -368,4 +343,4 @@ class Bundle:
         return PlacePrediction(float(latlon[0]), float(latlon[1]), cells)
 
     def __repr__(self) -> str:
-        return f"Bundle({self.name!r}, backbone={self.backbone_name!r}, head={self.config['head'].get('type')!r})"
+        return f"Bundle({self.name!r}, backbone={self.backbone_name!r}, head={self.head_type!r})"
