@@ -58,7 +58,7 @@ def test_refinement_settings_come_from_validation_and_travel_in_the_bundle(train
     spec = BackboneSpec("colour", "colour", "transformer", "stand-in")
     save_bundle(tmp_path / "b", backbone=spec, head=refined, metrics={}, dataset_info={"name": "x"}, fusion="single")
     loaded = Bundle.load(tmp_path / "b")
-    assert loaded.config["head"]["refine"] == refined.config["refine"]
+    assert loaded.config.head["refine"] == refined.config["refine"]
     np.testing.assert_allclose(predict_latlon(loaded.head, val_emb), predict_latlon(refined, val_emb))
 
 
