@@ -220,7 +220,7 @@ def test_play_to_the_end_with_a_reload_in_the_middle(app, page):
     page.screenshot(path=str(ARTIFACTS / "browser-final.png"), full_page=True)
 
     page.goto(f"{url}/leaderboard")
-    expect(page.locator("[data-testid='stTable']").first).to_contain_text("Reload_Tester")
+    expect(page.locator("[data-testid='stMarkdownContainer'] table").first).to_contain_text("Reload_Tester")
 
 
 def test_round_timer_reaching_zero_scores_zero(app, page):
@@ -235,6 +235,6 @@ def test_round_timer_reaching_zero_scores_zero(app, page):
     shown, started = int(minutes) * 60 + int(seconds), time.monotonic()
     expect(page.get_by_text("Time ran out")).to_be_visible(timeout=120_000)
     assert time.monotonic() - started >= shown - 2  # not before the clock said
-    table = page.locator("[data-testid='stTable']").first
+    table = page.locator("[data-testid='stMarkdownContainer'] table").first
     expect(table).to_contain_text("Slow_Tester")
     assert page.evaluate(f"{LAST_MAP}.key").startswith("result")
