@@ -16,6 +16,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from geoai.data import ImageError, open_image
+from geoai.geodesy import is_valid_position
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 UPLOADS_DIR_ENV = "GEOAI_UPLOADS_DIR"
@@ -96,7 +97,7 @@ def exif_gps(image: Image.Image) -> tuple[float, float] | None:
         lon = _degrees(gps[GPS_LON], gps.get(GPS_LON_REF, "E"), "W")
     except (KeyError, TypeError, ValueError, ZeroDivisionError, OSError, SyntaxError, AttributeError):
         return None
-    if not (-90 <= lat <= 90 and -180 <= lon <= 180) or (lat == 0 and lon == 0):
+    if not is_valid_position(lat, lon) or (lat == 0 and lon == 0):
         return None  # out of range, or the 0, 0 cameras write without a satellite fix
     return lat, lon
 

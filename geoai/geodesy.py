@@ -97,12 +97,28 @@ def spherical_mean(latlon, weights=None) -> np.ndarray:
     return from_unit_vectors((xyz * w[:, None]).sum(axis=0))
 
 
-def validate_coordinates(lat, lon) -> None:
-    """Raise ValueError naming the first offending index when coordinates are NaN or out of range."""
+LIMITS = {"lat": 90.0, "lon": 180.0}  # degrees either side of zero
+
+
+def invalid_coordinates(lat, lon) -> np.ndarray:
+    """True where (lat, lon) is not finite degrees with -90 <= lat <= 90 and -180 <= lon <= 180."""
     lat = np.atleast_1d(np.asarray(lat, dtype=np.float64))
     lon = np.atleast_1d(np.asarray(lon, dtype=np.float64))
-    bad = ~np.isfinite(lat) | ~np.isfinite(lon) | (np.abs(lat) > 90) | (np.abs(lon) > 180)
+    with np.errstate(invalid="ignore"):
+        return ~(np.abs(lat) <= LIMITS["lat"]) | ~(np.abs(lon) <= LIMITS["lon"])  # NaN compares False
+
+
+def is_valid_position(lat: float, lon: float) -> bool:
+    """Whether one (lat, lon) is finite degrees within range."""
+    return not bool(invalid_coordinates(lat, lon)[0])
+
+
+def validate_coordinates(lat, lon) -> None:
+    """Raise ValueError naming the first offending index when coordinates are NaN or out of range."""
+    bad = invalid_coordinates(lat, lon)
     if bad.any():
+        lat, lon = np.broadcast_arrays(np.atleast_1d(np.asarray(lat, dtype=np.float64)),
+                                       np.atleast_1d(np.asarray(lon, dtype=np.float64)))
         i = int(np.flatnonzero(bad)[0])
         raise ValueError(
             f"{int(bad.sum())} coordinate(s) invalid, first at index {i}: lat={float(lat[i])}, lon={float(lon[i])} "

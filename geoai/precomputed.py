@@ -27,7 +27,6 @@ import os
 import sqlite3
 import struct
 import threading
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -35,6 +34,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
+from geoai.atomic import atomic_path
 from geoai.bundle_files import PREDICTIONS_DIR
 from geoai.prediction import PlacePrediction
 
@@ -132,48 +132,44 @@ def write_predictions(path: str | Path, map_name: str, bundle: str, digest: str,
                       data_dir: str | Path | None = None) -> int:
     """Put one bundle's answers into a map's file, replacing that bundle's older rows.
 
-    Other bundles' rows are kept. The file is rebuilt beside and swapped in (os.replace), so
+    Other bundles' rows are kept. The file is rebuilt beside and swapped in (geoai.atomic), so
     a game reading it meanwhile sees the old file or the new one, never half of one.
     Returns the number of places written.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.new")
     try:
-        if path.exists():
-            PredictionFile(path).close()  # refuses (PredictionsError) a file that is not ours
-            source = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=CONNECT_TIMEOUT_S)
-            target = sqlite3.connect(staging)
+        with atomic_path(path) as staging:
+            if path.exists():
+                PredictionFile(path).close()  # refuses (PredictionsError) a file that is not ours
+                source = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=CONNECT_TIMEOUT_S)
+                target = sqlite3.connect(staging)
+                try:
+                    source.backup(target)
+                finally:
+                    source.close()
+                    target.close()
+            conn = sqlite3.connect(staging)
             try:
-                source.backup(target)
+                with conn:
+                    conn.executescript(_SCHEMA)
+                    conn.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", (FORMAT,))
+                    conn.execute("INSERT OR REPLACE INTO meta VALUES ('map', ?)", (str(map_name),))
+                    if data_dir is not None:  # where the map was read: lets publishing refresh it later
+                        conn.execute("INSERT OR REPLACE INTO meta VALUES ('data_dir', ?)", (str(data_dir),))
+                    conn.execute("DELETE FROM predictions WHERE bundle = ?", (bundle,))
+                    count = 0
+                    for place, answer in answers:
+                        conn.execute("INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?, ?)",
+                                     (bundle, str(place.location_id), place_digest(place), float(answer.lat),
+                                      float(answer.lon), _pack_cells(answer.top_cells)))
+                        count += 1
+                    conn.execute("INSERT OR REPLACE INTO bundles VALUES (?, ?, ?, ?, ?, ?)",
+                                 (bundle, digest, fingerprint, count, head,
+                                  datetime.now(timezone.utc).isoformat(timespec="seconds")))
             finally:
-                source.close()
-                target.close()
-        conn = sqlite3.connect(staging)
-        try:
-            with conn:
-                conn.executescript(_SCHEMA)
-                conn.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", (FORMAT,))
-                conn.execute("INSERT OR REPLACE INTO meta VALUES ('map', ?)", (str(map_name),))
-                if data_dir is not None:  # where the map was read: lets publishing refresh it later
-                    conn.execute("INSERT OR REPLACE INTO meta VALUES ('data_dir', ?)", (str(data_dir),))
-                conn.execute("DELETE FROM predictions WHERE bundle = ?", (bundle,))
-                count = 0
-                for place, answer in answers:
-                    conn.execute("INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?, ?)",
-                                 (bundle, str(place.location_id), place_digest(place), float(answer.lat),
-                                  float(answer.lon), _pack_cells(answer.top_cells)))
-                    count += 1
-                conn.execute("INSERT OR REPLACE INTO bundles VALUES (?, ?, ?, ?, ?, ?)",
-                             (bundle, digest, fingerprint, count, head,
-                              datetime.now(timezone.utc).isoformat(timespec="seconds")))
-        finally:
-            conn.close()
-        os.replace(staging, path)
+                conn.close()
     except sqlite3.Error as exc:
         raise PredictionsError(f"{path} cannot be written: {exc}") from exc
-    finally:
-        staging.unlink(missing_ok=True)
     return count
 
 

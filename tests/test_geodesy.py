@@ -9,6 +9,7 @@ from geoai.geodesy import (
     EARTH_RADIUS_KM,
     equirectangular_km,
     haversine_km,
+    is_valid_position,
     pairwise_haversine_km,
     spherical_mean,
     validate_coordinates,
@@ -133,3 +134,10 @@ def test_spherical_mean_across_the_antimeridian():
 def test_validate_coordinates_rejects_bad_values(lat, lon):
     with pytest.raises(ValueError, match="invalid"):
         validate_coordinates([10, lat], [10, lon])
+    assert not is_valid_position(lat, lon)
+
+
+@pytest.mark.parametrize("lat,lon", [(90, 180), (-90, -180), (0, 0), (45.8, 15.97)])
+def test_edge_and_ordinary_positions_are_valid(lat, lon):
+    validate_coordinates([lat], [lon])
+    assert is_valid_position(lat, lon)

@@ -1,10 +1,9 @@
 """RUN/results.md (the study's table, extended) and RUN/results.json (the same, machine-readable)."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
+from geoai.atomic import write_text_atomic
 from train.results import RESULTS_FILE, ResultRow, RunResults
 
 VIEW_LABELS = {"single": "single", "mean": "fused (mean)"}
@@ -93,18 +92,10 @@ def render_markdown(results: RunResults) -> str:
     return "\n".join(lines)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 def write_reports(run_dir: Path, results: RunResults) -> tuple[Path, Path]:
     """Write RUN/results.json and RUN/results.md; returns their paths."""
     run_dir = Path(run_dir)
     json_path, md_path = run_dir / RESULTS_FILE, run_dir / "results.md"
-    _atomic_write(json_path, results.to_json())
-    _atomic_write(md_path, render_markdown(results))
+    write_text_atomic(json_path, results.to_json())
+    write_text_atomic(md_path, render_markdown(results))
     return json_path, md_path

@@ -23,6 +23,7 @@ from geoai.data.dataset import CORE_COLUMNS, GeoDataset
 from geoai.data.errors import DatasetError, ImageError, Problem
 from geoai.data.images import DEFAULT_MAX_PIXELS, CheckLevel, check_image
 from geoai.data.splits import DEFAULT_FRACTIONS, DEFAULT_SALT, assign_splits, validate_fractions
+from geoai.geodesy import LIMITS, is_valid_position
 
 METADATA_FILE = "metadata.csv"
 REQUIRED_COLUMNS = ("file_name", "lat", "lon")
@@ -179,7 +180,7 @@ def parse_number(raw: str) -> float | None:
     return float(text) if _DECIMAL.fullmatch(text) else None
 
 
-def parse_coordinate(raw: str, name: str, limit: float) -> tuple[float | None, str | None]:
+def parse_coordinate(raw: str, name: str) -> tuple[float | None, str | None]:
     """(value, None) for a valid coordinate, else (None, reason). `name` is "latitude"/"longitude".
 
     Only plain ASCII decimals are numbers (see parse_number): "45,3" gets a hint about the
@@ -194,7 +195,9 @@ def parse_coordinate(raw: str, name: str, limit: float) -> tuple[float | None, s
                 else "; write it as a plain decimal number like 45.81" if text.isascii() else
                 "; it has non-ASCII characters, write it with ASCII digits like 45.81")
         return None, f"{name} {raw!r} is not a number{hint}"
-    if not -limit <= value <= limit:
+    position = (value, 0.0) if name == "latitude" else (0.0, value)
+    if not is_valid_position(*position):
+        limit = LIMITS["lat" if name == "latitude" else "lon"]
         return None, f"{name} {raw} is outside [-{limit:g}, {limit:g}]"
     return value, None
 
@@ -236,8 +239,8 @@ def _validate_rows(table: pd.DataFrame, root: Path) -> dict[int, list[Problem]]:
         if shifted:
             add(index, "bad_row", shifted, shown)
             continue
-        for raw, name, limit in ((raw_lat, "latitude", 90.0), (raw_lon, "longitude", 180.0)):
-            _, reason = parse_coordinate(raw, name, limit)
+        for raw, name in ((raw_lat, "latitude"), (raw_lon, "longitude")):
+            _, reason = parse_coordinate(raw, name)
             if reason:
                 add(index, "bad_coordinate", reason, shown)
         if groups is not None and groups[index].strip() == "":

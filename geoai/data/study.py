@@ -22,6 +22,7 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
+from geoai.atomic import atomic_path
 from geoai.countries import country_codes
 from geoai.data.dataset import GeoDataset
 from geoai.data.errors import DatasetError, ImageError, Problem
@@ -59,8 +60,8 @@ def place_name_problem(name: str) -> str | None:
         return f"{len(parts) - 1} comma(s) instead of 2" if name else "no folder"
     if not parts[0].strip():
         return "square_id is empty"
-    _, lat_reason = parse_coordinate(parts[1], "latitude", 90.0)
-    _, lon_reason = parse_coordinate(parts[2], "longitude", 180.0)
+    _, lat_reason = parse_coordinate(parts[1], "latitude")
+    _, lon_reason = parse_coordinate(parts[2], "longitude")
     return lat_reason or lon_reason
 
 
@@ -123,8 +124,8 @@ def validate_study_annotations(table: pd.DataFrame) -> tuple[pd.DataFrame, list[
             strict=True):
         row = index + 1
         found: list[Problem] = []
-        lat, lat_reason = parse_coordinate(raw_lat, "latitude", 90.0)
-        lon, lon_reason = parse_coordinate(raw_lon, "longitude", 180.0)
+        lat, lat_reason = parse_coordinate(raw_lat, "latitude")
+        lon, lon_reason = parse_coordinate(raw_lon, "longitude")
         found += [Problem("bad_coordinate", r, row, path or None) for r in (lat_reason, lon_reason) if r]
         if not square.strip():
             found.append(Problem("empty_group_key", "square_id is empty", row, path or None))
@@ -632,9 +633,8 @@ def _write_metadata(records: list[dict], out: Path, source_label: str) -> None:
     frame = pd.DataFrame(records)
     frame["country"] = country_codes(frame[["lat", "lon"]].to_numpy())
     frame["source"] = f"study import ({source_label})"
-    tmp = out / (METADATA_FILE + ".tmp")
-    frame[OUTPUT_COLUMNS].to_csv(tmp, index=False)
-    tmp.replace(out / METADATA_FILE)  # metadata appears only once every image is written
+    with atomic_path(out / METADATA_FILE) as tmp:  # metadata appears only once every image is written
+        frame[OUTPUT_COLUMNS].to_csv(tmp, index=False)
 
 
 def _remove_output(out: Path, created: bool) -> None:

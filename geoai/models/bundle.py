@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import geoai
+from geoai.atomic import atomic_path, write_text_atomic
 from geoai.bundle_config import BUNDLE_FORMAT, VIEW_MODES, BackboneRef, BundleConfig, BundleError, ConfigProblem
 from geoai.bundle_files import default_models_dir, discover_bundles  # noqa: F401  (torch-free, re-exported)
 from geoai.geodesy import spherical_mean
@@ -67,12 +68,6 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def _write_atomic(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 def _readme(config: BundleConfig) -> str:
@@ -138,9 +133,10 @@ def save_bundle(path: str | Path, *, backbone: Backbone | BackboneSpec, head: nn
         dataset=_json_safe(dict(dataset_info)), metrics=_json_safe(dict(metrics)),
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), geoai_version=geoai.__version__)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in head.state_dict().items()}
-    _write_atomic(out / WEIGHTS_FILE, lambda p: save_file(tensors, str(p), metadata={"format": BUNDLE_FORMAT}))
-    _write_atomic(out / CONFIG_FILE, lambda p: p.write_text(config.to_json()))
-    _write_atomic(out / README_FILE, lambda p: p.write_text(_readme(config)))
+    with atomic_path(out / WEIGHTS_FILE) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": BUNDLE_FORMAT})
+    write_text_atomic(out / CONFIG_FILE, config.to_json())
+    write_text_atomic(out / README_FILE, _readme(config))
     return out
 
 

@@ -14,7 +14,6 @@ are merged when there are many.
 from __future__ import annotations
 
 import json
-import os
 import uuid
 import warnings
 from pathlib import Path
@@ -28,6 +27,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from geoai.atomic import atomic_path
 from geoai.data.dataset import GeoDataset
 from geoai.data.errors import ImageError
 from geoai.data.images import open_image
@@ -95,10 +95,9 @@ def _read_cache(folder: Path, embed_dim: int) -> tuple[dict[bytes, np.ndarray], 
 
 def _write_part(folder: Path, sha: np.ndarray, emb: np.ndarray) -> Path:
     path = folder / f"part-{uuid.uuid4().hex}.safetensors"
-    tmp = path.with_suffix(".tmp")
-    save_file({"sha1": torch.from_numpy(np.array(sha, dtype=np.uint8)),
-               "embeddings": torch.from_numpy(np.array(emb, dtype=np.float32))}, str(tmp))
-    os.replace(tmp, path)  # readers never see a half-written part
+    with atomic_path(path) as tmp:  # readers never see a half-written part
+        save_file({"sha1": torch.from_numpy(np.array(sha, dtype=np.uint8)),
+                   "embeddings": torch.from_numpy(np.array(emb, dtype=np.float32))}, str(tmp))
     return path
 
 

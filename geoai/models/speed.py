@@ -2,7 +2,7 @@
 
 `choose_settings` picks, per device and model family, the levers that measurably pay
 (docs/benchmarks.md has the numbers behind each choice). By default only levers that
-keep fp32 numbers are used, because the bar is "answers unchanged":
+keep fp32 numbers are used, so that answers stay unchanged:
 
 * `torch.compile` (inductor, frozen weights: BatchNorm folded into convs, weights
   pre-packed for oneDNN) for throughput work such as the embedding cache. Never for the
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 Family = Literal["transformer", "cnn"]
 Workload = Literal["latency", "throughput"]
 Precision = Literal["fp32", "reduced"]
-MIN_COSINE = 0.999  # the bar for "answers unchanged"
+MIN_COSINE = 0.999  # lowest embedding cosine to the fp32 path that counts as the same answer
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
+from geoai.geodesy import is_valid_position
+
 if TYPE_CHECKING:  # annotations only: building a pydeck Deck is the caller's business
     import pydeck as pdk
 
@@ -79,7 +81,7 @@ def _guess_of(value: object) -> tuple[float, float] | None:
         lat, lon = float(value["lat"]), float(value["lon"])
     except (KeyError, TypeError, ValueError):
         return None
-    if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
+    if not is_valid_position(lat, lon):
         return None
     return lat, lon
 
