@@ -75,7 +75,7 @@ def test_every_head_learns_where_the_image_was_taken(colour_data, head_type):
     assert medoid_km > 500  # the map spans Europe: guessing its middle is far off
     assert trained_km < untrained_km / 3, (head_type, trained_km, untrained_km)
     assert trained_km < medoid_km / 3, (head_type, trained_km, medoid_km)
-    assert history["best_epoch"] > 1
+    assert history.best_epoch > 1
 
 
 def test_fit_head_is_deterministic_and_keeps_the_best_epoch(colour_data):
@@ -83,15 +83,17 @@ def test_fit_head_is_deterministic_and_keeps_the_best_epoch(colour_data):
     b, history_b = _fit(_new_head("linear-haversine", colour_data), colour_data, epochs=25, patience=3, lr=0.1)
     for (name, wa), wb in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(wa, wb), name
-    assert history_a == {**history_b, "epochs": history_a["epochs"]}
+    assert [(e.train_loss, e.val_mean_km) for e in history_a.epochs] == \
+        [(e.train_loss, e.val_mean_km) for e in history_b.epochs]
+    assert history_a.best_epoch == history_b.best_epoch
 
     val = colour_data["masks"]["val"]
     pred = predict_latlon(a, colour_data["emb"][val])
     true = colour_data["coords"][val]
     final_mean = float(haversine_km(pred[:, 0], pred[:, 1], true[:, 0], true[:, 1]).mean())
-    best = min(e["val_mean_km"] for e in history_a["epochs"])
+    best = min(e.val_mean_km for e in history_a.epochs)
     assert final_mean == pytest.approx(best, rel=1e-4)  # weights of the best epoch, not the last
-    assert history_a["best_val_mean_km"] == pytest.approx(best)
+    assert history_a.best_val_km == pytest.approx(best)
 
 
 def test_fit_head_with_different_seed_gives_different_weights(colour_data):
@@ -173,7 +175,7 @@ def test_geocell_offset_variant_trains(colour_data):
                           **SMALL_GEOCELLS)
     assert head_off.config["offset"] is True and head.offset is None
     head_off, history = _fit(head_off, colour_data, epochs=20)
-    assert history["epochs"][-1]["val_mean_km"] < history["epochs"][0]["val_mean_km"] * 2
+    assert history.epochs[-1].val_mean_km < history.epochs[0].val_mean_km * 2
     assert head_off.offset.weight.abs().sum() > 0  # the offset regressor received gradients
 
 

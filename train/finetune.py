@@ -6,6 +6,7 @@ one image each), so the same model serves both view modes.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,8 +15,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from geoai.data import open_image
+from geoai.models.fit import FitResult, train_model
 from train.distributed import Runtime
-from train.loop import LoopResult, run_training
 from train.samples import Samples
 
 
@@ -68,13 +69,6 @@ class FinetuneModel(nn.Module):
         return self.head(self.fused_embeddings(pixel_values, group_index, n_groups))
 
 
-def _loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: int, seed: int) -> DataLoader:
-    generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
-                      collate_fn=collate_places, generator=generator,
-                      persistent_workers=False)
-
-
 def predict_places(runtime: Runtime, model: FinetuneModel, dataset: PlaceImages, batch_size: int,
                    num_workers: int) -> np.ndarray:
     """(N, 2) predictions for every sample of `dataset`, sharded across processes, on every process."""
@@ -99,22 +93,33 @@ def predict_places(runtime: Runtime, model: FinetuneModel, dataset: PlaceImages,
 def finetune(runtime: Runtime, backbone: nn.Module, head: nn.Module, paths: np.ndarray,
              train: Samples, train_cells: np.ndarray | None, val: Samples, *, epochs: int,
              patience: int, batch_size: int, backbone_lr: float, head_lr: float, num_workers: int,
-             seed: int, desc: str) -> LoopResult:
-    """Train backbone and head together in place; both keep the best validation epoch's weights."""
+             seed: int, desc: str, checkpoint: Path | None = None, resume_key: str = "") -> FitResult:
+    """Train backbone and head together in place; both keep the best validation epoch's weights.
+
+    checkpoint: where the state after each epoch is kept, so that running again after an
+    interruption continues from the last finished epoch (see geoai.models.fit.train_model).
+    """
     model = FinetuneModel(backbone, head).to(runtime.device)
     train_set = PlaceImages(paths, train, backbone.processor, train_cells)
     val_set = PlaceImages(paths, val, backbone.processor, None)
 
-    def step_loss(prepared: nn.Module, batch) -> torch.Tensor:
+    def batches(parts: list[torch.Tensor]):
+        # Images are decoded in DataLoader workers, in the order the loop drew.
+        return DataLoader(train_set, batch_sampler=[p.tolist() for p in parts], num_workers=num_workers,
+                          collate_fn=collate_places)
+
+    def step_loss(model: nn.Module, batch) -> torch.Tensor:
         pixels, group_index, latlon, cells = batch
-        outputs = prepared(pixels, group_index, len(latlon))
-        return head.loss(outputs, latlon.to(torch.float32), cells if train_cells is not None else None)
+        device = runtime.device
+        outputs = model(pixels.to(device), group_index.to(device), len(latlon))
+        return head.loss(outputs, latlon.to(device, torch.float32),
+                         cells.to(device) if train_cells is not None else None)
 
     groups = [{"params": list(backbone.parameters()), "lr": backbone_lr},
               {"params": list(head.parameters()), "lr": head_lr}]
-    result = run_training(
-        runtime, model, groups, _loader(train_set, batch_size, True, num_workers, seed), step_loss,
-        lambda m: predict_places(runtime, m, val_set, batch_size, num_workers), val.latlon,
-        epochs=epochs, patience=patience, desc=desc)
+    result = train_model(model, step_loss, len(train_set), batches,
+                         lambda m: predict_places(runtime, m, val_set, batch_size, num_workers), val.latlon,
+                         param_groups=groups, epochs=epochs, patience=patience, batch_size=batch_size,
+                         seed=seed, checkpoint=checkpoint, resume_key=resume_key, desc=desc)
     backbone.eval()
     return result

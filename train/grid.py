@@ -43,7 +43,6 @@ from train.distributed import Runtime, seed_everything
 from train.embedding import embed_dataset
 from train.errors import TrainError
 from train.finetune import finetune
-from train.loop import run_training
 from train.report import write_reports
 from train.results import ResultRow, RunResults
 from train.samples import Samples, build_samples, has_multiple_views
@@ -155,12 +154,6 @@ def split_sizes(dataset: GeoDataset) -> dict[str, dict[str, int]]:
 # ----------------------------------------------------------------------------- prediction
 
 
-def _to_numpy(value: Any) -> np.ndarray:
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().numpy()
-    return np.asarray(value)
-
-
 def evaluate_samples(model: Any, samples: dict[str, Samples], map_size: float,
                      members: dict[str, tuple[np.ndarray, float]] | None = None) -> dict[str, dict]:
     """compute_metrics of the model on each split's samples.
@@ -211,39 +204,6 @@ def choose_cells(head_type: str, train: Samples, config: ExperimentConfig,
     return quadtree_choice(train.latlon, **bounds)
 
 
-def fit_frozen(runtime: Runtime, head, train: Samples, train_cells, val: Samples,
-               config: ExperimentConfig) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """One process: geoai.models.fit.fit_head on the embeddings."""
-    head, history = fit_head(head, train.embeddings, train.latlon, train_cells, val.embeddings, val.latlon,
-                             epochs=config.epochs, lr=config.lr, patience=config.patience,
-                             seed=config.seed, batch_size=config.batch_size, device=runtime.device)
-    return head, {"epochs_run": len(history["epochs"]), "best_epoch": history["best_epoch"],
-                  "best_val_km": history["best_val_mean_km"]}
-
-
-def fit_frozen_distributed(runtime: Runtime, head: torch.nn.Module, train: Samples, train_cells,
-                           val: Samples, config: ExperimentConfig, desc: str) -> dict[str, Any]:
-    """Data-parallel head fit on embeddings through the Accelerate loop (batches sharded)."""
-    head.to(runtime.device)
-    cells = np.full(len(train), -1) if train_cells is None else train_cells
-    data = torch.utils.data.TensorDataset(torch.as_tensor(train.embeddings),
-                                          torch.as_tensor(train.latlon, dtype=torch.float32),
-                                          torch.as_tensor(cells, dtype=torch.long))
-    loader = torch.utils.data.DataLoader(data, batch_size=config.batch_size, shuffle=True,
-                                         generator=torch.Generator().manual_seed(config.seed))
-    val_emb = torch.as_tensor(val.embeddings, device=runtime.device)
-
-    def step_loss(prepared, batch):
-        emb, latlon, cell = batch
-        return head.loss(prepared(emb), latlon, cell if train_cells is not None else None)
-
-    result = run_training(runtime, head, [{"params": list(head.parameters()), "lr": config.lr}],
-                          loader, step_loss, lambda m: _to_numpy(m.predict(val_emb)), val.latlon,
-                          epochs=config.epochs, patience=config.patience, desc=desc)
-    return {"epochs_run": len(result.history), "best_epoch": result.best_epoch,
-            "best_val_km": result.best_val_km}
-
-
 # ----------------------------------------------------------------------------- the grid
 
 
@@ -286,6 +246,14 @@ def _save(ctx: GridContext, *, spec_or_backbone: Any, head: Any, metrics: dict, 
 
 
 VIEWS = {"single": "single views", "mean": "fused views"}
+CHECKPOINTS = "checkpoints"  # RUN/checkpoints/NAME.pt: an unfinished fine-tune, continued by the next run
+
+
+def _resume_key(ctx: GridContext, name: str) -> str:
+    """What must match for a checkpoint to be continued: the configuration, data and settings."""
+    c = ctx.config
+    return (f"{name} data={ctx.dataset_info['fingerprint']} seed={c.seed} batch={c.batch_size} "
+            f"lr={c.finetune_backbone_lr},{c.finetune_head_lr} patience={c.patience} fractions={c.split_fractions}")
 
 
 def _finetune_head(ctx: GridContext, spec: BackboneSpec, head: torch.nn.Module, train_cells, fusion: str,
@@ -297,12 +265,11 @@ def _finetune_head(ctx: GridContext, spec: BackboneSpec, head: torch.nn.Module, 
                       samples["train"], train_cells, samples["val"], epochs=config.epochs,
                       patience=config.patience, batch_size=config.batch_size,
                       backbone_lr=config.finetune_backbone_lr, head_lr=config.finetune_head_lr,
-                      num_workers=config.num_workers, seed=config.seed, desc=name)
+                      num_workers=config.num_workers, seed=config.seed, desc=name,
+                      checkpoint=ctx.run_dir / CHECKPOINTS / f"{name}.pt", resume_key=_resume_key(ctx, name))
     emb = embed_dataset(runtime, tuned, ctx.dataset, None, batch_size=config.batch_size,
                         num_workers=config.num_workers)
-    fit_info = {"epochs_run": len(result.history), "best_epoch": result.best_epoch,
-                "best_val_km": result.best_val_km}
-    return fit_info, {s: build_samples(ctx.dataset, s, fusion, emb) for s in SPLITS}, tuned
+    return result.summary(), {s: build_samples(ctx.dataset, s, fusion, emb) for s in SPLITS}, tuned
 
 
 def _learned_heads(ctx: GridContext, spec: BackboneSpec, backbone: Backbone, fusion: str,
@@ -324,11 +291,12 @@ def _learned_heads(ctx: GridContext, spec: BackboneSpec, backbone: Backbone, fus
             if config.finetune:
                 fit_info, eval_samples, bundle_backbone = _finetune_head(ctx, spec, head, train_cells, fusion,
                                                                          samples, name)
-            elif runtime.distributed:
-                fit_info = fit_frozen_distributed(runtime, head, samples["train"], train_cells,
-                                                  samples["val"], config, name)
             else:
-                head, fit_info = fit_frozen(runtime, head, samples["train"], train_cells, samples["val"], config)
+                head, fit = fit_head(head, samples["train"].embeddings, samples["train"].latlon, train_cells,
+                                     samples["val"].embeddings, samples["val"].latlon, epochs=config.epochs,
+                                     lr=config.lr, patience=config.patience, seed=config.seed,
+                                     batch_size=config.batch_size, device=runtime.device)
+                fit_info = fit.summary()
             head.eval()
             if refine and not config.finetune:
                 # Guesses move from the cells' centre to the best training location inside them.
@@ -448,6 +416,8 @@ def run_grid(config: ExperimentConfig, runtime: Runtime) -> RunResults:
         geoai_version=geoai.__version__)
     if runtime.is_main:
         _remove_stale_bundles(run_dir, ctx.rows)
+        if (run_dir / CHECKPOINTS).is_dir() and not any((run_dir / CHECKPOINTS).iterdir()):
+            (run_dir / CHECKPOINTS).rmdir()
         write_reports(run_dir, results)
     runtime.barrier()
     return results
