@@ -55,3 +55,44 @@ def test_finetune_trains_the_backbone_and_bundles_it(tmp_path, monkeypatch):
         lat, lon = bundle.predict_images([open_image(p) for p in place])
         assert -90 <= lat <= 90 and -180 <= lon < 180
         assert bundle.config.backbone.bundled is True
+
+
+class Interrupted(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_an_interrupted_finetune_continues_to_the_uninterrupted_result(tmp_path, monkeypatch):
+    import train.finetune
+
+    data = write_colour_coded_folder(tmp_path / "colours", n_places=16, views=1)
+    beit = make_tiny_beit(tmp_path / "tiny-beit")
+
+    def run(out):
+        return main(["--data", str(data), "--backbones", str(beit), "--heads", "linear-haversine", "--finetune",
+                     "--fusion", "single", "--epochs", "3", "--patience", "3", "--batch-size", "8",
+                     "--out", str(out), "--no-cache", "--num-workers", "0", "--device", "cpu"])
+
+    assert run(tmp_path / "whole") == 0
+    validate = train.finetune.predict_places
+    calls = []
+
+    def killed_in_third_epoch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # after the third epoch's training steps, before its checkpoint
+            raise Interrupted
+        return validate(*args, **kwargs)
+
+    monkeypatch.setattr(train.finetune, "predict_places", killed_in_third_epoch)
+    with pytest.raises(Interrupted):
+        run(tmp_path / "resumed")
+    assert (tmp_path / "resumed" / "checkpoints" / "tiny-beit-linear-haversine-single.pt").is_file()
+    monkeypatch.setattr(train.finetune, "predict_places", validate)
+    assert run(tmp_path / "resumed") == 0
+
+    whole, resumed = (json.loads((tmp_path / d / "results.json").read_text())["results"][0]
+                      for d in ("whole", "resumed"))
+    assert resumed["epochs_run"] == whole["epochs_run"] == 3
+    for split in ("train", "val", "test"):  # one process: the same numbers
+        assert resumed["metrics"][split]["mean_km"] == pytest.approx(whole["metrics"][split]["mean_km"], rel=1e-6)
+    assert not (tmp_path / "resumed" / "checkpoints").exists()
