@@ -2,9 +2,15 @@
 prediction, warm round latency with two models guessing a new photo each round, and the
 process's peak memory with both models loaded.
 
-Run as a worker by the benchmark: `python -m geoai.bench.game --models A B --photos ...`
-prints one JSON line. Each backbone is loaded with `load_backbone` and sped up with the
-game's settings (`workload="latency"`: no torch.compile); GEOAI_PRECISION picks precision.
+The rounds run the game's own code: app.players.ModelPlayers loads the bundles as the game
+does (shared backbones sped up with workload "latency": no torch.compile) and answers each
+round through `predictions`, the call the Play page makes when a guess is confirmed. There
+is no predictions file, so every answer is computed live (a map without one, or a photo a
+person uploaded). GEOAI_PRECISION picks the precision.
+
+Run as a worker by the benchmark: `python -m geoai.bench.game --bundles A B --photos ...`
+prints one JSON line. `make_bundles` writes the geocell bundles it plays from backbone
+checkpoints.
 """
 from __future__ import annotations
 
@@ -39,53 +45,74 @@ def _peak_rss_mb() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
-def _play(model_dirs: list[str], photos: list[str], rounds: int) -> dict:
+def make_bundles(checkpoints: list[Path], latlon, out_dir: Path) -> list[Path]:
+    """A geocell bundle on each backbone checkpoint, its cells made from `latlon` ((N, 2) degrees).
+
+    The head is not trained: its answers are meaningless, but it costs what a trained one does
+    (the game asks it for the guess and the cells it believed in).
+    """
+    import numpy as np
+
+    from geoai.models import build_head, load_backbone, save_bundle
+
+    latlon = np.asarray(latlon, dtype=np.float64)
+    cell_max = max(2, len(latlon) // 4)
+    bundles = []
+    for checkpoint in checkpoints:
+        backbone = load_backbone(str(checkpoint), device="cpu")
+        head = build_head("geocell", backbone.embed_dim, train_latlon=latlon, cell_min_samples=1,
+                          cell_max_samples=cell_max)
+        bundles.append(save_bundle(Path(out_dir) / f"{backbone.spec.name}-geocell", backbone=backbone, head=head,
+                                   metrics={}, dataset_info={"name": "bench", "fingerprint": "bench",
+                                                             "split_sizes": {}}, fusion="mean"))
+        del backbone
+    return bundles
+
+
+def _play(bundle_dirs: list[str], photos: list[str], rounds: int) -> dict:
+    import tempfile
+
     import numpy as np
     import torch
 
-    from geoai.data import open_image
-    from geoai.models.backbones import load_backbone
-    from geoai.models.speed import choose_settings, optimize_for_inference
+    from app.game import Place
+    from app.players import ModelPlayers, read_opponent
 
-    players = []
-    for folder in model_dirs:
-        backbone = load_backbone(folder, device="cpu")
-        settings = choose_settings(backbone.spec.family, backbone.device, workload="latency")
-        fast = optimize_for_inference(backbone.model, settings)
-        # A linear head to coordinates stands in for a bundle's head: its cost is negligible.
-        head = np.random.default_rng(0).normal(size=(backbone.embed_dim, 3)).astype(np.float32)
-        players.append((backbone, fast, head))
+    with tempfile.TemporaryDirectory(prefix="geoai-bench-game-") as no_predictions:
+        players = ModelPlayers(device="cpu", models_dir=Path(no_predictions))
+        infos = [read_opponent(Path(folder)) for folder in bundle_dirs]
 
-    def play_round(path: str) -> list[np.ndarray]:
-        image = open_image(path)  # a new photo each round: decode is part of the round
-        guesses = []
-        for backbone, fast, head in players:
-            emb = fast(backbone.preprocess([image])).numpy()
-            xyz = emb @ head
-            guesses.append(np.degrees([np.arcsin(np.clip(xyz[0, 2] / np.linalg.norm(xyz), -1, 1)),
-                                       np.arctan2(xyz[0, 1], xyz[0, 0])]))
-        return guesses
+        def play_round(i: int) -> dict:
+            # A new photo each round: decoding it is part of the round, as in the game.
+            place = Place(f"round-{i}", 0.0, 0.0, (str(photos[i % len(photos)]),))
+            return players.predictions(infos, place)
 
-    play_round(photos[0])
-    cold_start_s = time.time() - _STARTED
-    times = []
-    for i in range(rounds):
-        start = time.perf_counter()
-        play_round(photos[(i + 1) % len(photos)])
-        times.append(time.perf_counter() - start)
+        problems = players.warm_up(infos)  # what the game does when the map opens
+        if problems:
+            raise RuntimeError(f"the models cannot play: {problems}")
+        play_round(0)
+        cold_start_s = time.time() - _STARTED
+        times, answers = [], {}
+        for i in range(1, rounds + 1):
+            start = time.perf_counter()
+            answers = play_round(i)
+            times.append(time.perf_counter() - start)
+        fast = [getattr(players.bundle(info).backbone, "_fast", None) for info in infos]
     ms = np.asarray(times) * 1000
     return {"cold_start_s": cold_start_s, "round_p50_ms": float(np.percentile(ms, 50)),
             "round_p95_ms": float(np.percentile(ms, 95)), "rounds": rounds,
             "peak_rss_mb": _peak_rss_mb(), "threads": torch.get_num_threads(),
-            "settings": [fast.settings.tag for _, fast, _ in players]}
+            "settings": [f.settings.tag if f is not None else "plain" for f in fast],
+            "last_round": {"photo": str(photos[rounds % len(photos)]),
+                           "answers": {name: list(a.latlon) for name, a in answers.items()}}}
 
 
-def run_game_process(model_dirs: list[Path], photos: list[Path], rounds: int, *,
+def run_game_process(bundle_dirs: list[Path], photos: list[Path], rounds: int, *,
                      precision: str = "fp32", timeout_s: float = 600) -> dict:
     """Measure the game in a fresh Python process (so cold start and memory are real)."""
     env = dict(os.environ, GEOAI_PRECISION=precision)
     cmd = [sys.executable, "-m", "geoai.bench.game", "--rounds", str(rounds),
-           "--models", *map(str, model_dirs), "--photos", *map(str, photos)]
+           "--bundles", *map(str, bundle_dirs), "--photos", *map(str, photos)]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout_s,
                           cwd=Path(__file__).resolve().parents[2])
     lines = done.stdout.strip().splitlines()
@@ -96,11 +123,11 @@ def run_game_process(model_dirs: list[Path], photos: list[Path], rounds: int, *,
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m geoai.bench.game", description=__doc__)
-    parser.add_argument("--models", nargs="+", required=True, help="checkpoint folders or names")
-    parser.add_argument("--photos", nargs="+", required=True, help="JPEG files, one per round")
+    parser.add_argument("--bundles", nargs="+", required=True, help="model bundle folders (see make_bundles)")
+    parser.add_argument("--photos", nargs="+", required=True, help="JPEG files, one per round (rounds + 1 for new ones)")
     parser.add_argument("--rounds", type=int, default=20)
     args = parser.parse_args(argv)
-    print(json.dumps(_play(args.models, args.photos, args.rounds)))
+    print(json.dumps(_play(args.bundles, args.photos, args.rounds)))
 
 
 if __name__ == "__main__":

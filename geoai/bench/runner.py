@@ -13,7 +13,7 @@ import torch
 
 from geoai.bench.accuracy import compare_embeddings
 from geoai.bench.architectures import build_model, build_processor, image_size, save_checkpoint
-from geoai.bench.game import run_game_process
+from geoai.bench.game import make_bundles, run_game_process
 from geoai.bench.photos import DEFAULT_DATA, load_photos
 from geoai.bench.pipeline import end_to_end_ips, loader_ips
 from geoai.bench.timing import time_interleaved
@@ -196,11 +196,12 @@ def run_benchmark(opts: BenchOptions, log: Callable[[str], None] = print) -> dic
         game_photos = photos.paths[: max(opts.rounds + 1, 2)]
         label = "tiny BEiT + tiny ResNet" if opts.tiny else "BEiT-base + ResNet-50"
         log(f"game: {label}, {opts.rounds} rounds in a fresh process")
-        results["game"] = {"full": run_game_process(pair, game_photos, opts.rounds)}
+        bundles = make_bundles(pair, photos.latlon, Path(tmp) / "bundles")
+        results["game"] = {"full": run_game_process(bundles, game_photos, opts.rounds)}
         results["game"]["full"]["pair"] = label
         if opts.game_bf16 and cpu_supports_bf16() and not opts.force_fp32:
             log("game: the same pair with reduced precision (GEOAI_PRECISION=reduced)")
-            results["game"]["full_bf16"] = run_game_process(pair, game_photos, opts.rounds,
+            results["game"]["full_bf16"] = run_game_process(bundles, game_photos, opts.rounds,
                                                             precision="reduced")
             results["game"]["full_bf16"]["pair"] = label + " bf16"
     if not opts.tiny:
@@ -210,7 +211,9 @@ def run_benchmark(opts: BenchOptions, log: Callable[[str], None] = print) -> dic
             from geoai.models.backbones import resolve_backbone
 
             dirs = [Path(resolve_backbone(n).source) for n in OFFLINE_BACKBONES]
-            results["game"]["offline"] = run_game_process(dirs, game_photos, opts.rounds)
+            with tempfile.TemporaryDirectory(prefix="geoai-bench-") as tmp:
+                bundles = make_bundles(dirs, photos.latlon, Path(tmp))
+                results["game"]["offline"] = run_game_process(bundles, game_photos, opts.rounds)
             results["game"]["offline"]["pair"] = "DINOv2-small + MobileNetV2"
         else:
             log("game: offline backbones not converted (python -m train convert-offline); skipped")
