@@ -5,7 +5,8 @@ Adam. Each epoch draws one permutation of the training samples from a seeded gen
 and cuts it into batches; with N processes (torch.distributed initialised, e.g. under
 torchrun) each process takes every N-th sample of a batch, weights its mean loss by its
 share of the batch, and the gradients are summed across processes, so every process makes
-the update one process would make (equal up to float rounding, without dropout). Early
+the update one process would make (equal up to float rounding, unless dropout or batch
+statistics such as BatchNorm's see each process's share on its own). Early
 stopping on the validation mean great-circle error; the best epoch's weights are restored
 at the end. With a checkpoint path the state after each epoch is saved there, and a later
 call with the same path continues where the interrupted one stopped.
