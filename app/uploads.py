@@ -15,6 +15,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from geoai.atomic import atomic_path
 from geoai.data import ImageError, open_image
 from geoai.geodesy import is_valid_position
 
@@ -130,9 +131,8 @@ def keep_photo(photo: UploadedPhoto, folder: Path | None = None, max_photos: int
         folder.mkdir(parents=True, exist_ok=True)
         if sum(1 for _ in folder.glob("*.jpg")) >= max_photos:
             raise UploadError(f"the photo store is full ({max_photos} photos), so this one was not kept.")
-        partial = target.with_suffix(".part")
-        partial.write_bytes(photo.jpeg)
-        os.replace(partial, target)
+        with atomic_path(target) as partial:
+            partial.write_bytes(photo.jpeg)
     except OSError as exc:
         raise UploadError(f"the photo could not be kept ({exc.strerror or 'storage error'}).") from exc
     return target

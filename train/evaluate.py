@@ -80,17 +80,15 @@ def write_predictions_csv(path: str | Path, frame, sample_rows, predictions) -> 
     Written beside and renamed, so a reader never sees half a file. Returns the photos written.
     """
     import csv
-    import os
 
     import numpy as np
 
+    from geoai.atomic import atomic_path
     from geoai.geodesy import haversine_km
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     count = 0
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(PREDICTION_COLUMNS)
         for rows, (pred_lat, pred_lon) in zip(sample_rows, np.asarray(predictions, dtype=np.float64)):
@@ -100,5 +98,4 @@ def write_predictions_csv(path: str | Path, frame, sample_rows, predictions) -> 
                 writer.writerow([frame["file_name"].iloc[row], f"{lat:.6f}", f"{lon:.6f}", f"{pred_lat:.6f}",
                                  f"{pred_lon:.6f}", f"{km:.3f}"])
                 count += 1
-    os.replace(tmp, path)
     return count
