@@ -16,8 +16,8 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
-BORDERS_FILE = ASSETS_DIR / "countries-50m.geojson"
+from geoai.land import BORDERS as BORDERS_FILE
+
 DECIMALS = 2
 TOLERANCE_DEG = 0.03  # ~3 km: keeps the file small, hardly visible at country zoom
 WORLD_TOLERANCE_DEG = 0.25  # the whole world at once needs ~25 km detail at most

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import io
 import logging
-import os
 import threading
 import time
 from collections.abc import Sequence
@@ -32,6 +31,7 @@ from app.maps import Bounds
 from app.players import ModelPlayers, OpponentInfo
 from app.tables import show_table
 from app.views import MapDeck, map_deck
+from geoai import settings
 from geoai.prediction import PlacePrediction
 
 log = logging.getLogger("geoai.app")
@@ -39,11 +39,6 @@ TOP_GUESSES = 3
 WAIT_SLICE_S = 0.25  # the page checks this often whether a drawing arrived (and whether to stop)
 MAX_WAIT_S = 60.0  # a drawing later than this is given up on (said on the page)
 MAX_PENDING = 64
-# GEOAI_SALIENCY: "auto" draws where the models looked after every round (loading them in the
-# background when they answered from precomputed predictions); "on-request" waits for the
-# person's click, so a hosted server keeps no model in memory until someone asks.
-SALIENCY_ENV = "GEOAI_SALIENCY"
-SALIENCY_MODES = ("auto", "on-request")
 LOOKED_KEY = "insight-looked"  # session flag: the person asked to see where the models looked
 HEAT_COLOURS = [[255, 255, 178], [254, 204, 92], [253, 141, 60], [240, 59, 32], [189, 0, 38]]
 TRUTH_RGB = [30, 160, 60, 255]
@@ -233,7 +228,7 @@ def render_panel(service: InsightService, opponents: Sequence[Opponent], photos:
         return
     # Drawing needs the models in memory: where they answered from precomputed predictions,
     # GEOAI_SALIENCY=on-request (the container's default) loads them only when asked.
-    ready = (saliency_mode() == "auto" or all(service.players.loaded(o.info) for o in opponents)
+    ready = (settings.saliency() == "auto" or all(service.players.loaded(o.info) for o in opponents)
              or st.session_state.get(LOOKED_KEY, False))
     futures = {o.info.path: service.request(o.info, photos) for o in opponents} if photos and ready else {}
     st.subheader("What the models believed")
@@ -257,16 +252,6 @@ def render_panel(service: InsightService, opponents: Sequence[Opponent], photos:
         slots[opponent.info.path] = st.empty()
         slots[opponent.info.path].caption(f"Tracing where {opponent.info.label} looked...")
     wait_and_fill(futures, slots, {o.info.path: o for o in opponents}, len(photos))
-
-
-def saliency_mode() -> str:
-    """GEOAI_SALIENCY as one of SALIENCY_MODES; an unknown value is logged and means "auto"."""
-    mode = os.environ.get(SALIENCY_ENV, "auto").strip().lower() or "auto"
-    if mode not in SALIENCY_MODES:
-        log.warning("%s=%r is not one of %s; drawing where the models looked after every round",
-                    SALIENCY_ENV, mode, ", ".join(SALIENCY_MODES))
-        return "auto"
-    return mode
 
 
 def show_belief(opponent: Opponent, truth: tuple[float, float] | None, borders_json: str | None,

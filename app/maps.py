@@ -8,7 +8,6 @@ scoring does not depend on which places happen to be in the test split.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,10 +17,8 @@ import pandas as pd
 from app.game import Place
 from geoai.data import DatasetError, GeoDataset, load_image_folder
 from geoai.scoring import map_size_km
+from geoai.settings import data_dir
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR_ENV = "GEOAI_DATA_DIR"
-DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 METADATA_FILE = "metadata.csv"
 MAX_VIEWS_PER_PLACE = 8  # im2gps-style folders can pile dozens of photos on one spot
 WORLD_LON_SPAN_DEG = 180.0  # wider maps are played on the whole world
@@ -157,11 +154,6 @@ class GameMap:
     @property
     def multi_view(self) -> bool:
         return any(len(p.image_paths) > 1 for p in self.places)
-
-
-def data_dir() -> Path:
-    """Where maps are looked for: GEOAI_DATA_DIR, default <repo>/../shared/data."""
-    return Path(os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR).expanduser()
 
 
 def discover_maps(root: Path | None = None) -> list[Path]:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from types import SimpleNamespace
 
@@ -15,7 +14,7 @@ from app.components.guess_map import LegendEntry, guess_map, map_event
 from app.game import DEFAULT_ROUNDS, GameError
 from app.identity import TRUTH, Identity, identities
 from app.live_games import new_game_id
-from app.maps import MapError, data_dir
+from app.maps import MapError
 from app.messages import without_paths
 from app.players import OpponentError
 from app.session import MAX_TIMER_S, MIN_TIMER_S, Phase, PlaySession
@@ -23,6 +22,7 @@ from app.tables import show_table
 from app.views import ONLINE_TILES, Marker, frame_of, play_deck, result_deck, result_frame
 from db.models import PERSON
 from db.names import MAX_NAME_LENGTH, InvalidPlayerName
+from geoai import settings
 
 log = logging.getLogger("geoai.app")
 SESSION_KEY = "play"
@@ -57,7 +57,7 @@ def session() -> PlaySession:
 
 
 def render() -> None:
-    if os.environ.get("GEOAI_LOG_SCRIPT_RUNS") == "1":  # the browser tests count script runs
+    if settings.log_script_runs():  # the browser tests count script runs
         print("geoai script run", flush=True)
     play = session()
     if play.phase is Phase.SETUP:
@@ -83,7 +83,7 @@ def render_setup(play: PlaySession) -> None:
         st.info(notice)
     names = resources.map_names()
     if not names:
-        log.warning("no maps found in %s", data_dir())
+        log.warning("no maps found in %s", settings.data_dir())
         st.error("No maps found. A map is a dataset folder with metadata.csv beside its images. Point "
                  "the game at the folder holding them and restart:")
         st.code("GEOAI_DATA_DIR=/path/to/datasets streamlit run app/main.py", language="bash")
@@ -180,7 +180,7 @@ def render_round(play: PlaySession) -> None:
     scoreboard(play)
     for note in game.notes_for(game.round_number, "photo"):
         st.info(note)
-    photos.show_place(place.image_paths, data_dir() / game.map_name)
+    photos.show_place(place.image_paths, settings.data_dir() / game.map_name)
     with st.container():
         deck = play_deck(game_map.bounds, resources.borders_for(game.map_name),
                          resources.labels_for(game.map_name), tiles=basemap_on())

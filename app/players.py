@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from app.game import Place
-from geoai.bundle_files import DigestError, default_models_dir, weights_digest
+from geoai import settings
+from geoai.bundle_files import DigestError, weights_digest
 from geoai.bundle_config import BundleConfig
 from geoai.coverage import Verdict, verdict
 from geoai.labels import model_label
@@ -154,7 +155,7 @@ class ModelPlayers:
             if map_name in self._files:
                 return self._files[map_name]
             try:
-                path = predictions_path(self._models_dir or default_models_dir(), map_name)
+                path = predictions_path(self._models_dir or settings.models_dir(), map_name)
                 if not path.is_file():
                     log.info("no precomputed predictions for map %s (%s): its models play live; "
                              "`python -m train publish RUN` writes them", map_name, path)

@@ -6,7 +6,6 @@ progress are built once; everything here is keyed by plain strings so Streamlit 
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import streamlit as st
@@ -14,22 +13,19 @@ import streamlit as st
 from app.borders import borders_json
 from app.country_labels import labels_json
 from app.live_games import LiveGames
-from app.maps import METADATA_FILE, GameMap, MapError, data_dir, discover_maps, load_map
+from app.maps import METADATA_FILE, GameMap, MapError, discover_maps, load_map
 from app.players import ModelPlayers, OpponentInfo, choose_opponents, read_opponents
 from app.views import online_basemap_reachable
 from db.store import GameStore
-from geoai.bundle_files import default_models_dir, discover_bundles
+from geoai import settings
+from geoai.bundle_files import discover_bundles
 
 log = logging.getLogger("geoai.app")
-BASEMAP_ENV = "GEOAI_BASEMAP"  # "off" never contacts the tile server, "on" skips the check
-# GEOAI_PUBLIC=1: a public deployment serves only maps whose images may be redistributed.
-PUBLIC_MAPS_DEFAULT = "osv5m-mapillary commons-cities"
 
 
 def servable(name: str) -> bool:
-    if os.environ.get("GEOAI_PUBLIC", "0") != "1":
-        return True
-    return name in os.environ.get("GEOAI_PUBLIC_MAPS", PUBLIC_MAPS_DEFAULT).split()
+    public = settings.public_maps()  # a public deployment serves only redistributable images
+    return public is None or name in public
 
 
 @st.cache_resource(show_spinner=False)
@@ -46,9 +42,9 @@ def map_names(folder: str | None = None) -> list[str]:
 
 @st.cache_resource(show_spinner="Loading the map's photos...")
 def game_map(name: str) -> GameMap:
-    folder = data_dir() / name
+    folder = settings.data_dir() / name
     if not servable(name) or not (folder / METADATA_FILE).is_file():
-        raise MapError(f"no map called {name!r} in {data_dir()}")
+        raise MapError(f"no map called {name!r} in {settings.data_dir()}")
     return load_map(folder)
 
 
@@ -84,14 +80,10 @@ def model_players() -> ModelPlayers:
     return ModelPlayers()
 
 
-def models_dir() -> Path:
-    return default_models_dir()
-
-
 @st.cache_data(show_spinner=False, ttl=60)
 def all_opponents() -> tuple[list[OpponentInfo], list[str]]:
     """Every bundle in the models folder (re-read every minute), and problems with any."""
-    return read_opponents(discover_bundles(models_dir()))
+    return read_opponents(discover_bundles(settings.models_dir()))
 
 
 @st.cache_resource(show_spinner="Loading the models...")
@@ -110,9 +102,7 @@ def opponents_for(map_name: str) -> tuple[list[OpponentInfo], list[str]]:
 
 @st.cache_data(show_spinner=False, ttl=600)
 def basemap_available() -> bool:
-    setting = os.environ.get(BASEMAP_ENV, "auto").lower()
-    if setting in ("off", "0", "false", "no"):
-        return False
-    if setting in ("on", "1", "true", "yes"):
-        return True
+    setting = settings.basemap()  # "off" never contacts the tile server, "on" skips the check
+    if setting != "auto":
+        return setting == "on"
     return online_basemap_reachable()

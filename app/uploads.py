@@ -18,9 +18,8 @@ from PIL import Image, UnidentifiedImageError
 from geoai.atomic import atomic_path
 from geoai.data import ImageError, open_image
 from geoai.geodesy import is_valid_position
+from geoai.settings import uploads_dir
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-UPLOADS_DIR_ENV = "GEOAI_UPLOADS_DIR"
 MAX_UPLOAD_MB = 15
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
 MAX_PIXELS = 40_000_000  # a 40-megapixel photo; more is a decompression bomb or not a photo
@@ -111,11 +110,6 @@ def _degrees(value, ref, negative: str) -> float:
     degrees = parts[0] + parts[1] / 60 + parts[2] / 3600
     ref = ref.decode(errors="ignore") if isinstance(ref, bytes) else str(ref)
     return -degrees if ref.strip().upper().startswith(negative) else degrees
-
-
-def uploads_dir() -> Path:
-    """Where kept photos go: GEOAI_UPLOADS_DIR, default <repo>/uploads."""
-    return Path(os.environ.get(UPLOADS_DIR_ENV) or REPO_ROOT / "uploads").expanduser()
 
 
 def keep_photo(photo: UploadedPhoto, folder: Path | None = None, max_photos: int = MAX_KEPT_PHOTOS) -> Path:

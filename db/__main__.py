@@ -108,7 +108,8 @@ def _create_challenge(args) -> int:
 
 
 def _check_map(name: str) -> None:
-    from app.maps import data_dir, discover_maps  # the maps the game would offer
+    from app.maps import discover_maps  # the maps the game would offer
+    from geoai.settings import data_dir
     maps = [p.name for p in discover_maps(None)]
     if name not in maps:
         shown = ", ".join(maps) if maps else "none"

@@ -13,7 +13,6 @@ A read-only file stays readable: the WAL switch is skipped when the file cannot 
 """
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -24,8 +23,9 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-DATABASE_URL_ENV = "GEOAI_DATABASE_URL"
-DEFAULT_SQLITE_PATH = Path(__file__).resolve().parent / "geoai.sqlite"
+from geoai.settings import DEFAULT_SQLITE_PATH, database_url  # noqa: F401  (re-exported)
+
+DATABASE_URL_ENV = "GEOAI_DATABASE_URL"  # named in messages; geoai.settings reads it
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 CONNECT_TIMEOUT_S = 5
 STATEMENT_TIMEOUT_MS = 15_000
@@ -35,11 +35,6 @@ WRITE = "geoai_write"  # execution option: this connection writes (SQLite: BEGIN
 
 class StoreError(RuntimeError):
     """The database cannot be reached or refused a write; the message says what to check."""
-
-
-def database_url() -> str:
-    """The configured SQLAlchemy URL (GEOAI_DATABASE_URL or the default SQLite file)."""
-    return os.environ.get(DATABASE_URL_ENV) or f"sqlite:///{DEFAULT_SQLITE_PATH}"
 
 
 def safe_url(url: str) -> str:

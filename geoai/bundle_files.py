@@ -7,19 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 import warnings
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from geoai import settings
+
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "head.safetensors"
 PREDICTIONS_DIR = "predictions"  # models/predictions/<map>.sqlite: answers computed ahead (geoai.precomputed)
-
-
-def default_models_dir() -> Path:
-    """Where the game looks for bundles: GEOAI_MODELS_DIR, else <repo>/models."""
-    return Path(os.environ.get("GEOAI_MODELS_DIR") or REPO_ROOT / "models")  # unset or empty
 
 
 def discover_bundles(models_dir: str | Path | None = None) -> list[Path]:
@@ -28,7 +23,7 @@ def discover_bundles(models_dir: str | Path | None = None) -> list[Path]:
     Subfolders without config.json are reported with a warning rather than silently skipped
     (except the predictions folder, which belongs there).
     """
-    root = Path(models_dir) if models_dir is not None else default_models_dir()
+    root = Path(models_dir) if models_dir is not None else settings.models_dir()
     if not root.is_dir():
         return []
     found = []

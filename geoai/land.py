@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from geoai.geodesy import pairwise_haversine_km
+from geoai.settings import REPO_ROOT
 
-BORDERS = Path(__file__).resolve().parents[1] / "assets" / "countries-50m.geojson"
+BORDERS = REPO_ROOT / "assets" / "countries-50m.geojson"  # Natural Earth, also drawn by the game
 STEP_DEG = 0.05  # densify coast segments to about 5 km
 
 

@@ -3,7 +3,7 @@
     .venv/bin/python scripts/bench_play.py [--rounds 20] [--map croatia-streetview]
 
 Starts the real game (`streamlit run app/main.py`, the test suite's tiny model bundles and
-a throw-away SQLite file, datasets from ../shared/data or GEOAI_SHARED_DATA), plays
+a throw-away SQLite file, datasets from GEOAI_DATA_DIR, default ../shared/data), plays
 `--rounds` rounds in Debian's Chromium (new games as needed) and measures in the page:
 - click->pin: from the pointer release on the map to the end of the first frame drawn
   with the pin there (the map component's own timestamps);
@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+from geoai import settings
+
+sys.path.insert(0, str(settings.REPO_ROOT / "tests"))  # the browser tests' helpers drive the game
 
 from browser_support import (CHROMIUM_ARGS, chromium_path, click_map, map_point,  # noqa: E402
                              map_state, press_guess_and_wait_result, running_streamlit, start_game,
@@ -75,9 +75,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not 1 <= args.rounds <= 200:
         parser.error("--rounds must be 1 to 200")
-    shared = Path(os.environ.get("GEOAI_SHARED_DATA", REPO.parent / "shared" / "data"))
+    shared = settings.data_dir()
     if not (shared / args.map / "metadata.csv").is_file():
-        parser.error(f"no map {args.map!r} in {shared} (set GEOAI_SHARED_DATA)")
+        parser.error(f"no map {args.map!r} in {shared} (set GEOAI_DATA_DIR)")
     with tempfile.TemporaryDirectory(prefix="geoai-bench-play-") as tmp:
         tmp = Path(tmp)
         started = time.monotonic()

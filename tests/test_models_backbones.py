@@ -7,10 +7,9 @@ import torch
 from PIL import Image
 
 from geoai.models import (
-    KNOWN_BACKBONES,
     BackboneError,
-    BackboneSpec,
     backbone_status,
+    known_backbones,
     load_backbone,
     resolve_backbone,
 )
@@ -40,7 +39,7 @@ def _images() -> list[Image.Image]:
 def test_known_names_resolve_to_the_studys_checkpoints():
     assert resolve_backbone("beit").source == "microsoft/beit-base-patch16-224"
     assert resolve_backbone("beit-384").source == "microsoft/beit-base-patch16-384"
-    assert resolve_backbone("resnet50") == KNOWN_BACKBONES["resnet50"]
+    assert resolve_backbone("resnet50") == known_backbones()["resnet50"]
     assert resolve_backbone("resnet50").family == "cnn"
     offline = resolve_backbone("mobilenetv2-1.0-deepsort")
     assert offline.is_local and offline.source.endswith("mobilenetv2-1.0-deepsort")
@@ -62,8 +61,9 @@ def test_local_checkpoint_folders_resolve(tiny_dirs, tmp_path):
 
 
 def test_missing_offline_checkpoint_says_how_to_convert(monkeypatch, tmp_path):
-    spec = BackboneSpec("dinov2-small-imgfocus", str(tmp_path / "nowhere"), "transformer", "test")
-    monkeypatch.setitem(KNOWN_BACKBONES, spec.name, spec)
+    monkeypatch.setenv("GEOAI_CHECKPOINTS", str(tmp_path / "nowhere"))  # read when the name is resolved
+    spec = resolve_backbone("dinov2-small-imgfocus")
+    assert spec.source == str(tmp_path / "nowhere" / "dinov2-small-imgfocus")
     available, reason = backbone_status(spec)
     assert not available and "python -m train convert-offline" in reason
     with pytest.raises(BackboneError, match="not available: not converted yet.*convert-offline"):

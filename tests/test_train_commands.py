@@ -6,7 +6,7 @@ import pytest
 
 import geoai.backbones.offline as offline
 from geoai.data import load_image_folder
-from geoai.models.backbones import KNOWN_BACKBONES
+from geoai.models.backbones import known_backbones
 from train.cells import grid_choice, quadtree_bounds
 from train.config import ExperimentConfig
 from train.grid import choose_cells
@@ -20,7 +20,7 @@ from train.samples import build_samples
 def test_backbones_lists_every_known_backbone_with_availability(capsys):
     assert main(["backbones"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    for name, spec in KNOWN_BACKBONES.items():
+    for name, spec in known_backbones().items():
         line = next(line for line in lines if line.startswith(name + " "))
         assert spec.family in line and (" yes " in line or " no " in line)
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from geoai.models.backbones import CHECKPOINTS_DIR, KNOWN_BACKBONES, backbone_status
+from geoai import settings
+from geoai.models.backbones import backbone_status, known_backbones
 from train.errors import TrainError
 
 # Converted name -> the converter in geoai.backbones.offline that builds it.
@@ -13,7 +14,7 @@ OFFLINE_BACKBONES = ("dinov2-small-imgfocus", "mobilenetv2-1.0-deepsort")
 def backbone_table() -> str:
     """A plain-text table: name, family, available now, description, and where / why not."""
     rows = [("name", "family", "available", "description", "status")]
-    for name, spec in KNOWN_BACKBONES.items():
+    for name, spec in known_backbones().items():
         available, why = backbone_status(spec)
         rows.append((name, spec.family, "yes" if available else "no", spec.description, why))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
@@ -27,7 +28,7 @@ def _converted(folder: Path) -> bool:
 
 
 def convert_offline(out_dir: str | Path | None = None) -> list[tuple[str, Path, str]]:
-    """Build the offline backbones into out_dir (default CHECKPOINTS_DIR); skip converted ones.
+    """Build the offline backbones into out_dir (default GEOAI_CHECKPOINTS); skip converted ones.
 
     Returns (name, folder, "converted" | "already converted") per backbone.
     """
@@ -37,7 +38,7 @@ def convert_offline(out_dir: str | Path | None = None) -> list[tuple[str, Path, 
 
     converters = {"dinov2-small-imgfocus": convert_dinov2_small,
                   "mobilenetv2-1.0-deepsort": convert_mobilenetv2}
-    root = Path(out_dir) if out_dir is not None else CHECKPOINTS_DIR
+    root = Path(out_dir) if out_dir is not None else settings.checkpoints_dir()
     done = []
     for name in OFFLINE_BACKBONES:
         folder = root / name

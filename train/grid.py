@@ -22,7 +22,7 @@ from geoai.data import GeoDataset, load_image_folder
 from geoai.data.union import DatasetsError, dataset_folders, member_mask, union_datasets
 from geoai.metrics import compute_metrics
 from geoai.models.backbones import (
-    KNOWN_BACKBONES,
+    known_backbones,
     Backbone,
     BackboneError,
     BackboneSpec,
@@ -73,8 +73,8 @@ def check_backbones(names: list[str]) -> list[BackboneSpec]:
         except BackboneError as exc:
             raise TrainError(str(exc)) from None
         available, why = backbone_status(spec)
-        if name not in KNOWN_BACKBONES and not spec.is_local and not is_hub_id and not available:
-            raise TrainError(f"unknown backbone {name!r}; known backbones: {', '.join(KNOWN_BACKBONES)} "
+        if name not in known_backbones() and not spec.is_local and not is_hub_id and not available:
+            raise TrainError(f"unknown backbone {name!r}; known backbones: {', '.join(known_backbones())} "
                              "(or give a local checkpoint folder, or a Hugging Face hub id owner/name)")
         if not available and (spec.is_local or hub_offline()):
             raise TrainError(f"backbone {spec.name!r} is not available: {why}")

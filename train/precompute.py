@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from geoai.bundle_files import default_models_dir, discover_bundles, weights_digest
+from geoai import settings
+from geoai.bundle_files import discover_bundles, weights_digest
 from geoai.precomputed import predictions_path, split_fingerprint, write_predictions
 from train.errors import TrainError
 
@@ -45,7 +46,7 @@ def precompute_map(bundle_dirs: Sequence[Path], data_dir: str | Path, models_dir
     except MapError as exc:
         raise TrainError(str(exc)) from None
     places = list(game_map.places)
-    target = predictions_path(Path(models_dir) if models_dir is not None else default_models_dir(), game_map.name)
+    target = predictions_path(Path(models_dir) if models_dir is not None else settings.models_dir(), game_map.name)
     fingerprint = split_fingerprint(places)
     done = []
     for bundle_dir in bundle_dirs:
@@ -93,7 +94,7 @@ def precompute_maps(map_dirs: Sequence[str | Path], models_dir: str | Path | Non
     For each map folder: the bundles the game would play there (every bundle with
     every_bundle), into <models_dir>/predictions/<map>.sqlite.
     """
-    models = Path(models_dir) if models_dir is not None else default_models_dir()
+    models = Path(models_dir) if models_dir is not None else settings.models_dir()
     done = []
     for map_dir in map_dirs:
         map_dir = Path(map_dir)
@@ -125,7 +126,7 @@ def refresh_other_maps(bundle_dirs: Sequence[Path], done_map: str, models_dir: s
     """
     from geoai.precomputed import PredictionFile, PredictionsError
 
-    models = Path(models_dir) if models_dir is not None else default_models_dir()
+    models = Path(models_dir) if models_dir is not None else settings.models_dir()
     folder = predictions_path(models, done_map).parent
     done = []
     for path in sorted(folder.glob("*.sqlite")) if folder.is_dir() else []:

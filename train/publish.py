@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from geoai.bundle_files import default_models_dir
+from geoai import settings
 from geoai.models.registry import HeadError, head_spec
 from train.errors import TrainError
 from train.precompute import precompute_map, refresh_other_maps
@@ -88,7 +88,7 @@ def publish_run(run_dir: str | Path, models_dir: str | Path | None = None,
     """
     run_dir = Path(run_dir)
     results = RunResults.read(run_dir)
-    target_root = Path(models_dir) if models_dir is not None else default_models_dir()
+    target_root = Path(models_dir) if models_dir is not None else settings.models_dir()
     best = best_per_backbone(results.results, metric)
     if not best:
         raise TrainError(f"{run_dir} has no trained bundles to publish")

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import psutil
 
+from geoai import settings
+
 _STARTED = psutil.Process().create_time()  # before torch/transformers imports
 
 
@@ -114,7 +116,7 @@ def run_game_process(bundle_dirs: list[Path], photos: list[Path], rounds: int, *
     cmd = [sys.executable, "-m", "geoai.bench.game", "--rounds", str(rounds),
            "--bundles", *map(str, bundle_dirs), "--photos", *map(str, photos)]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout_s,
-                          cwd=Path(__file__).resolve().parents[2])
+                          cwd=settings.REPO_ROOT)
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"game benchmark process failed ({done.returncode}):\n{done.stderr[-3000:]}")

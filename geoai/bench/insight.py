@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_MAP = REPO_ROOT.parent / "shared" / "data" / "croatia-streetview"
+from geoai import settings
+
+DEFAULT_MAP = "croatia-streetview"  # under GEOAI_DATA_DIR
 OFFLINE = ("dinov2-small-imgfocus", "mobilenetv2-1.0-deepsort")
 TRAIN_PHOTOS = 40
 
@@ -89,12 +90,13 @@ def summary(values: list[float]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m geoai.bench insight", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_MAP, help=f"map (image folder; default {DEFAULT_MAP.name})")
+    parser.add_argument("--data", type=Path, help=f"map (image folder; default GEOAI_DATA_DIR/{DEFAULT_MAP})")
     parser.add_argument("--photos", type=int, default=12, help="test photos timed per backbone (default 12)")
     parser.add_argument("--backbones", default=",".join(OFFLINE), help="comma-separated backbones")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as on a shared CPU)")
     parser.add_argument("--tiny", action="store_true", help="miniature random-weight models (machinery only)")
     args = parser.parse_args(argv)
+    args.data = args.data or settings.data_dir() / DEFAULT_MAP
     if args.photos < 1 or args.threads < 1:
         parser.error("--photos and --threads must be at least 1")
     if not (args.data / "metadata.csv").is_file():

@@ -1,18 +1,21 @@
 """Real street-level photos with coordinates, read from an image folder (metadata.csv)."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from geoai import settings
 from geoai.data import open_image
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DATA = Path(os.environ.get("GEOAI_SHARED_DATA", REPO_ROOT.parent / "shared" / "data")) \
-    / "streetview-world-tiles"
+DEFAULT_MAP = "streetview-world-tiles"  # photos from all over the world
+
+
+def default_data() -> Path:
+    """The benchmark's photos: the world map under GEOAI_DATA_DIR."""
+    return settings.data_dir() / DEFAULT_MAP
 
 
 class PhotoError(ValueError):
@@ -38,7 +41,7 @@ def load_photos(folder: Path, count: int, seed: int = 0) -> Photos:
     meta = folder / "metadata.csv"
     if not meta.is_file():
         raise PhotoError(f"{meta} not found: pass --data an image folder with metadata.csv "
-                         "(file_name, lat, lon), e.g. /work/shared/data/streetview-world-tiles")
+                         f"(file_name, lat, lon), e.g. {default_data()}")
     frame = pd.read_csv(meta)
     missing = {"file_name", "lat", "lon"} - set(frame.columns)
     if missing:

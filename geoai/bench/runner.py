@@ -14,7 +14,7 @@ import torch
 from geoai.bench.accuracy import compare_embeddings
 from geoai.bench.architectures import build_model, build_processor, image_size, save_checkpoint
 from geoai.bench.game import make_bundles, run_game_process
-from geoai.bench.photos import DEFAULT_DATA, load_photos
+from geoai.bench.photos import default_data, load_photos
 from geoai.bench.pipeline import end_to_end_ips, loader_ips
 from geoai.bench.timing import time_interleaved
 from geoai.models.speed import (FastEmbedder, InferenceSettings, choose_settings, cpu_supports_bf16,
@@ -37,7 +37,7 @@ class BenchOptions:
     rounds: int = 20          # game rounds
     quick: bool = False       # fewer iterations and a smaller batch (CI)
     tiny: bool = False        # miniature models (unit tests)
-    data: Path = DEFAULT_DATA
+    data: Path | None = None  # None: default_data()
     workers: int = 2
     force_fp32: bool = False  # veto reduced precision (GEOAI_FORCE_FP32)
     game_bf16: bool = True    # also time the game's rounds with bf16
@@ -182,10 +182,11 @@ def run_benchmark(opts: BenchOptions, log: Callable[[str], None] = print) -> dic
     """Run every measurement; returns {"machine", "models", "offline", "game", "summary"}."""
     opts = opts.resolved()
     started = time.perf_counter()
-    photos = load_photos(opts.data, max(2 * opts.batch, 4))
+    data = opts.data or default_data()
+    photos = load_photos(data, max(2 * opts.batch, 4))
     results: dict = {"machine": machine_description(), "options": {
         "batch": opts.batch, "iters": opts.iters, "rounds": opts.rounds, "quick": opts.quick,
-        "tiny": opts.tiny, "data": str(opts.data), "workers": opts.workers}}
+        "tiny": opts.tiny, "data": str(data), "workers": opts.workers}}
     with tempfile.TemporaryDirectory(prefix="geoai-bench-") as tmp:
         pair = [Path(tmp) / "beit", Path(tmp) / "resnet50"]
         results["models"] = {name: bench_architecture(name, opts, photos, log, folder)

@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-REPO = Path(__file__).resolve().parents[2]
+from geoai import settings
+
 DEFAULT_LEVELS = "1,5,10,20"
 MAX_PLAYERS, MAX_GAMES, MAX_ROUNDS = 50, 20, 10
 SERVER_START_TIMEOUT_S = 180
@@ -80,7 +81,7 @@ class Database:
     def __init__(self, server_url: str | None):
         self.pg_dir = None
         if not server_url:
-            server_url = os.environ.get("GEOAI_TEST_POSTGRES_URL") or self._start_throwaway()
+            server_url = settings.postgres_test_url() or self._start_throwaway()
         if not server_url.startswith(("postgresql://", "postgresql+psycopg://")):
             raise BenchError(f"--database-url must be a PostgreSQL URL, got {server_url.split(':')[0]}://...")
         self.server_url = server_url
@@ -96,7 +97,7 @@ class Database:
         return f"postgresql+psycopg://{authority}/{name}" + (f"?{query}" if query else "")
 
     def _start_throwaway(self) -> str:
-        script = REPO / "scripts" / "pg-test-server.sh"
+        script = settings.REPO_ROOT / "scripts" / "pg-test-server.sh"
         done = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
             raise BenchError(f"could not start a throw-away PostgreSQL: {done.stderr.strip()[-300:]}")
@@ -124,7 +125,7 @@ class Database:
             self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
         finally:
             if self.pg_dir:
-                subprocess.run(["bash", str(REPO / "scripts" / "pg-test-server.sh"), "stop", self.pg_dir],
+                subprocess.run(["bash", str(settings.REPO_ROOT / "scripts" / "pg-test-server.sh"), "stop", self.pg_dir],
                                capture_output=True, timeout=120)
 
 
@@ -147,10 +148,10 @@ class Server:
                "GEOAI_SALIENCY": "on-request", "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
         with self.log_path.open("w") as log:
             self.process = subprocess.Popen(
-                [sys.executable, str(REPO / "geoai" / "bench" / "serve_server.py"), str(self.timing_path),
+                [sys.executable, "-m", "geoai.bench.serve_server", str(self.timing_path),
                  "--server.headless", "true", "--server.port", str(self.port), "--server.address", "127.0.0.1",
                  "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+                cwd=settings.REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         self.ps = psutil.Process(self.process.pid)
         self._wait_healthy()
 

