@@ -1,6 +1,7 @@
 """Settings precedence (defaults < --config file < flags) and a run driven by a config file."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -74,6 +75,65 @@ def test_bad_config_files_are_explained(tmp_path, content, message):
 def test_invalid_settings_are_rejected(values, message):
     with pytest.raises(TrainError, match=message):
         build_config(values).validate()
+
+
+def test_help_shows_every_run_option_with_its_default(capsys):
+    for argv in (["--help"], ["run", "--help"]):
+        with pytest.raises(SystemExit) as done:
+            main(argv)
+        assert done.value.code == 0
+        text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+        for spec in dataclasses.fields(ExperimentConfig):
+            assert "--" + spec.name.replace("_", "-") in text
+        assert "--out OUT run folder to write (default runs/latest)" in text
+        assert "batch size (default 64)" in text and "(default 0.6,0.2,0.2)" in text
+        assert "--config FILE.json" in text and "--no-cache" in text
+
+
+def _flags(values: dict) -> list[str]:
+    """Command-line flags spelling `values` (ExperimentConfig field -> value)."""
+    argv = []
+    for name, value in values.items():
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            argv.append(flag)
+        elif name == "data":
+            argv += [part for folder in value for part in (flag, folder)]
+        elif isinstance(value, list):
+            argv += [flag, ",".join(map(str, value))]
+        elif isinstance(value, dict):
+            argv += [flag, json.dumps(value)]
+        else:
+            argv += [flag, str(value)]
+    return argv
+
+
+def test_flags_and_a_config_file_give_the_same_run(tmp_path):
+    values = {"data": ["a", "b"], "name": "world", "out": "runs/x", "backbones": ["dinov2-small-imgfocus", "o/m"],
+              "heads": ["grid", "medoid"], "fusion": ["mean"], "epochs": 3, "patience": 2, "batch_size": 8,
+              "lr": 0.01, "seed": 7, "finetune": True, "finetune_backbone_lr": 2e-5, "finetune_head_lr": 3e-4,
+              "device": "cpu", "cache_dir": "cache", "skip_bad": True, "num_workers": 0,
+              "split_fractions": [0.5, 0.25, 0.25], "head_params": {"geocell": {"tau_km": 50}}}
+    defaults = ExperimentConfig().to_dict()
+    assert set(values) == set(defaults) and all(values[k] != defaults[k] for k in values)  # every option moved
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(values))
+    from_file = parse(["--config", str(path)])
+    assert from_file.to_dict() == values
+    assert parse(_flags(values)) == from_file
+    assert config_from_args(build_parser().parse_args(_flags(values))) == from_file  # without "run"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--head-params", "{oops"], "argument --head-params: not valid JSON"),
+    (["--head-params", "[1]"], "argument --head-params: expected a JSON object"),
+    (["--split-fractions", "a,b,c"], "argument --split-fractions: expected comma-separated numbers"),
+    (["--epochs", "many"], "argument --epochs: invalid int value"),
+])
+def test_bad_flag_values_are_explained(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        main(["--data", "d", *argv])
+    assert message in capsys.readouterr().err
 
 
 def test_missing_config_file_is_an_error(tmp_path):

@@ -13,55 +13,88 @@ print one clear message and exit with status 1, without a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
+import typing
 from pathlib import Path
+from typing import Any
 
 from train.errors import TrainError
 
 COMMANDS = ("run", "evaluate", "backbones", "convert-offline", "publish", "predictions")
 
 
-def _run_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="train and evaluate the experiment grid (the default command)",
-                       description="Train every backbone x head x view mode and write RUN/results.md, "
-                                   "RUN/results.json and RUN/bundles/.")
-    p.add_argument("--data", action="append",
-                   help="dataset folder (metadata.csv beside the images) or a folder of datasets; repeat it to "
-                        "train on the union (each place keeps its own dataset's split)")
-    p.add_argument("--name", help="name of the joined dataset (default: its datasets' names joined by '+'); "
-                                  "published bundles are called NAME-<backbone>")
-    p.add_argument("--config", help="JSON file of settings (flags given here override it)")
-    p.add_argument("--out", help="run folder to write (default runs/latest)")
-    p.add_argument("--backbones", help="comma-separated backbone names or checkpoint folders "
-                                      "(default beit,resnet50; see `python -m train backbones`)")
-    p.add_argument("--heads", help="comma-separated heads: linear-mse,linear-eqrect,grid,linear-haversine,"
-                                  "geocell,medoid,nearest-neighbour (default: all)")
-    p.add_argument("--fusion", help="view modes: single,mean (default both; mean only with multi-view places)")
-    p.add_argument("--epochs", type=int, help="maximum epochs per head (default 100)")
-    p.add_argument("--patience", type=int, help="early-stopping patience in epochs (default 10)")
-    p.add_argument("--batch-size", type=int, dest="batch_size", help="batch size (default 64)")
-    p.add_argument("--lr", type=float, help="head learning rate on frozen embeddings (default 1e-3)")
-    p.add_argument("--seed", type=int, help="random seed (default 0)")
-    p.add_argument("--finetune", action="store_const", const=True, default=None,
-                   help="fine-tune the whole backbone (lr 1e-5, head 1e-4); slow without a GPU")
-    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
-    p.add_argument("--cache-dir", dest="cache_dir", help="embedding cache folder (default .cache/embeddings)")
-    p.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
-    p.add_argument("--num-workers", type=int, dest="num_workers", help="image decoding workers (default 2)")
-    p.add_argument("--skip-bad", action="store_const", const=True, default=None, dest="skip_bad",
-                   help="drop bad dataset rows (listed in the results) instead of stopping")
+def _run_options() -> argparse.ArgumentParser:
+    """The options of a run, one per ExperimentConfig field (help and default from the field).
+
+    Every default is None ("not given"), so a --config file's values survive the flags the
+    command line leaves out; the help shows the dataclass default instead.
+    """
+    from train.config import ExperimentConfig
+
+    options = argparse.ArgumentParser(add_help=False)
+    group = options.add_argument_group("run options (also keys of a --config JSON file)")
+    hints = typing.get_type_hints(ExperimentConfig)
+    for spec in dataclasses.fields(ExperimentConfig):
+        flag = "--" + spec.name.replace("_", "-")
+        text = spec.metadata["help"]
+        default = None if "(default" in text else spec.default_factory() \
+            if spec.default_factory is not dataclasses.MISSING else spec.default
+        if default is not None and default is not False:
+            shown = ",".join(map(str, default)) if isinstance(default, list) else json.dumps(default) \
+                if isinstance(default, dict) else default
+            text += f" (default {shown})"
+        kwargs: dict[str, Any] = {"dest": spec.name, "default": None, "help": text.replace("%", "%%")}
+        kind = hints[spec.name]
+        if spec.name == "data":
+            kwargs.update(action="append", metavar="DIR")
+        elif kind is bool:
+            kwargs.update(action="store_const", const=True)
+        elif kind == list[float]:
+            kwargs.update(type=_numbers, metavar="X,Y,Z")
+        elif kind == list[str]:
+            kwargs.update(metavar=spec.name.upper().rstrip("S") + ",...")  # split on commas by build_config
+        elif typing.get_origin(kind) is dict:
+            kwargs.update(type=_json_object, metavar="JSON")
+        else:
+            kwargs["type"] = next(t for t in (int, float, str) if t is kind or t in typing.get_args(kind))
+        group.add_argument(flag, **kwargs)
+    group.add_argument("--config", metavar="FILE.json",
+                       help="JSON file of these settings, keyed by name (flags given here override it)")
+    group.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
+    return options
+
+
+def _numbers(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argparse parser with every subcommand."""
+    """The argparse parser: the run options (at the top level and under `run`) and every subcommand."""
+    run_options = _run_options()
     parser = argparse.ArgumentParser(
-        prog="python -m train",
-        description="Train and evaluate geolocation models (BEiT / ResNet-50 and heads). "
-                    "Without a command, the options of `run` are expected.")
+        prog="python -m train", parents=[run_options],
+        description="Train and evaluate geolocation models (backbones x heads x view modes). Without a "
+                    "command, `python -m train --data DIR [run options]` runs the experiment grid.")
     sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}")
-    _run_parser(sub)
+    sub.add_parser("run", parents=[run_options], help="train and evaluate the experiment grid (the default command)",
+                   description="Train every backbone x head x view mode and write RUN/results.md, "
+                               "RUN/results.json and RUN/bundles/.")
 
     p = sub.add_parser("evaluate", help="metrics of a bundle on a dataset (JSON on stdout)")
     p.add_argument("--bundle", required=True, help="bundle folder (RUN/bundles/NAME or models/NAME)")
@@ -97,16 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-RUN_FLAGS = ("data", "name", "out", "backbones", "heads", "fusion", "epochs", "patience", "batch_size", "lr", "seed",
-             "finetune", "device", "cache_dir", "num_workers", "skip_bad")
-
-
 def config_from_args(args: argparse.Namespace):
     """The run's ExperimentConfig: defaults < --config FILE < flags given on the command line."""
-    from train.config import build_config, load_config_file
+    from train.config import ExperimentConfig, build_config, load_config_file
 
     file_values = load_config_file(args.config) if args.config else {}
-    config = build_config(file_values, {k: getattr(args, k) for k in RUN_FLAGS})
+    config = build_config(file_values, {f.name: getattr(args, f.name) for f in dataclasses.fields(ExperimentConfig)})
     if args.no_cache:
         config.cache_dir = None
     return config.validate()
@@ -154,12 +183,12 @@ def _cmd_backbones(_: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from geoai.models.backbones import CHECKPOINTS_DIR
+    from geoai import settings
     from train.backbone_tools import convert_offline
 
     for name, folder, what in convert_offline(args.out):
         print(f"{name}: {what} ({folder})")
-    if args.out and Path(args.out).resolve() != CHECKPOINTS_DIR.resolve():
+    if args.out and Path(args.out).resolve() != settings.checkpoints_dir().resolve():
         print(f"note: set GEOAI_CHECKPOINTS={args.out} so these load by name")
     return 0
 
@@ -208,15 +237,13 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"):
-        argv.insert(0, "run")  # `python -m train --data DIR` runs the grid
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
+    if not argv:
         parser.print_help()
         return 2
+    args = parser.parse_args(argv)
     try:
-        return HANDLERS[args.command](args)
+        return HANDLERS[args.command or "run"](args)  # `python -m train --data DIR` runs the grid
     except _user_errors() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

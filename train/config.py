@@ -12,12 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from geoai.bundle_config import VIEW_MODES
-from geoai.data.splits import validate_fractions
-from geoai.models.registry import default_heads, head_names
-from train.distributed import check_device
 from train.errors import TrainError
 
 STUDY_BACKBONES = ("beit", "resnet50")
+
+
+def _default_heads() -> list[str]:
+    from geoai.models.registry import default_heads  # loads torch: not needed for `--help`
+
+    return default_heads()
 
 
 @dataclass
@@ -35,29 +38,49 @@ class ExperimentConfig:
         for the quadtree cells (default: 10-100 per cell, smaller for small datasets).
     """
 
-    data: str | list[str] | None = None  # a dataset folder, a folder of datasets, or a list of both
-    name: str | None = None  # the joined dataset's name (default: its members' names joined by "+")
-    out: str = "runs/latest"
-    backbones: list[str] = field(default_factory=lambda: list(STUDY_BACKBONES))
-    heads: list[str] = field(default_factory=default_heads)
-    fusion: list[str] = field(default_factory=lambda: list(VIEW_MODES))
-    epochs: int = 100
-    patience: int = 10
-    batch_size: int = 64
-    lr: float = 1e-3
-    seed: int = 0
-    finetune: bool = False
-    finetune_backbone_lr: float = 1e-5
-    finetune_head_lr: float = 1e-4
-    device: str | None = None
-    cache_dir: str | None = ".cache/embeddings"
-    skip_bad: bool = False
-    num_workers: int = 2
-    split_fractions: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
-    head_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # metadata["help"] is the option's help text (`python -m train --help`); train.cli derives
+    # every run flag (--batch-size for batch_size, ...) and its shown default from these fields.
+    data: str | list[str] | None = field(default=None, metadata={
+        "help": "dataset folder (metadata.csv beside the images) or a folder of datasets; repeat it to train on "
+                "the union (each place keeps its own dataset's split)"})
+    name: str | None = field(default=None, metadata={
+        "help": "name of the joined dataset (default: its datasets' names joined by '+'); published bundles "
+                "are called NAME-<backbone>"})
+    out: str = field(default="runs/latest", metadata={"help": "run folder to write"})
+    backbones: list[str] = field(default_factory=lambda: list(STUDY_BACKBONES), metadata={
+        "help": "comma-separated backbone names, checkpoint folders or hub ids (see `python -m train backbones`)"})
+    heads: list[str] = field(default_factory=_default_heads, metadata={
+        "help": "comma-separated heads and baselines (default: every default one of the head registry)"})
+    fusion: list[str] = field(default_factory=lambda: list(VIEW_MODES), metadata={
+        "help": "view modes: single (one guess per image), mean (a place's views averaged; only run with "
+                "multi-view places)"})
+    epochs: int = field(default=100, metadata={"help": "maximum epochs per head"})
+    patience: int = field(default=10, metadata={"help": "early-stopping patience in epochs"})
+    batch_size: int = field(default=64, metadata={"help": "batch size"})
+    lr: float = field(default=1e-3, metadata={"help": "head learning rate on frozen embeddings"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
+    finetune: bool = field(default=False, metadata={
+        "help": "fine-tune the whole backbone (slow without a GPU)"})
+    finetune_backbone_lr: float = field(default=1e-5, metadata={"help": "backbone learning rate with --finetune"})
+    finetune_head_lr: float = field(default=1e-4, metadata={"help": "head learning rate with --finetune"})
+    device: str | None = field(default=None, metadata={
+        "help": "cpu, cuda or cuda:N (default: cuda when available)"})
+    cache_dir: str | None = field(default=".cache/embeddings", metadata={"help": "embedding cache folder"})
+    skip_bad: bool = field(default=False, metadata={
+        "help": "drop bad dataset rows (listed in the results) instead of stopping"})
+    num_workers: int = field(default=2, metadata={"help": "image decoding workers (0: in this process)"})
+    split_fractions: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2], metadata={
+        "help": "train, validation and test fractions of the places"})
+    head_params: dict[str, dict[str, Any]] = field(default_factory=dict, metadata={
+        "help": 'extra settings per head type as a JSON object, e.g. \'{"geocell": {"tau_km": 75}}\''})
 
     def validate(self) -> "ExperimentConfig":
         """Raise TrainError with a readable message when a value cannot work."""
+        # Imported here: they load torch, which `python -m train --help` does without.
+        from geoai.data.splits import validate_fractions
+        from geoai.models.registry import head_names
+        from train.distributed import check_device
+
         if self.data is None:
             raise TrainError("no dataset given: pass --data DIR (a folder with metadata.csv and images)")
         folders = self.data if isinstance(self.data, list) else [self.data]
