@@ -50,7 +50,11 @@ COPY assets assets
 COPY db db
 COPY geoai geoai
 COPY train train
-COPY requirements.txt ./
+COPY pyproject.toml requirements.txt README.md ./
+# The project itself, editable as in a checkout (its assets/ stay beside the code); the
+# dependencies are already in the venv, and setuptools comes with it.
+RUN /opt/venv/bin/pip install --no-cache-dir --no-deps --no-build-isolation --disable-pip-version-check -e . \
+    && rm -rf geoai.egg-info
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HF_HUB_OFFLINE=1 \

@@ -6,7 +6,7 @@ STAMP := .venv/.installed
 
 .PHONY: setup play test bench clean
 
-$(STAMP): requirements.txt scripts/setup.sh
+$(STAMP): requirements.txt pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
 	touch $(STAMP)
 

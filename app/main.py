@@ -1,22 +1,15 @@
 """Entry point: `streamlit run app/main.py` (pages Play, Leaderboard, Challenge, Models).
 
-Configuration by environment: GEOAI_DATA_DIR (maps), GEOAI_MODELS_DIR (model bundles),
-GEOAI_DATABASE_URL (leaderboard database), GEOAI_BASEMAP (auto|on|off: online basemap).
+Settings come from the environment (geoai/settings.py, README "Configuration"). The project
+is installed editable (`make setup`), so `app`, `db` and `geoai` import from any directory.
 """
 from __future__ import annotations
 
 import logging
-import sys
-from pathlib import Path
 
-# `streamlit run app/main.py` puts app/ on sys.path, not the repository: add it.
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+import streamlit as st
 
-import streamlit as st  # noqa: E402
-
-from app import page_challenge, page_leaderboard, page_models, page_play, page_upload, resources  # noqa: E402
+from app import page_challenge, page_leaderboard, page_models, page_play, page_upload, resources
 
 log = logging.getLogger("geoai.app")
 
