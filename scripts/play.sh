@@ -27,6 +27,7 @@ train_and_publish() {  # NAME METRIC HEADS --data DIR [--data DIR ...]
   $PY -m train publish "runs/play-$name" --metric "$metric"
 }
 
+echo "==> play: the offline backbones (converted once, then reused)"
 $PY -m train convert-offline
 for map in $PLAY_MAPS; do
   train_and_publish "$map" mean_km geocell,linear-haversine --data "$GEOAI_DATA_DIR/$map"
@@ -44,4 +45,5 @@ if [ ${#world[@]} -gt 0 ]; then
   train_and_publish world median_km geocell "${world[@]}" --fusion mean
 fi
 # Offline by design: no usage statistics sent from the browser.
+echo "==> play: starting the game (Streamlit prints its address when it is ready)"
 exec .venv/bin/streamlit run app/main.py --browser.gatherUsageStats false "$@"

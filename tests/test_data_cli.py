@@ -1,6 +1,7 @@
 """`python -m geoai.data check` and `import-study`: readable output and exit codes."""
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 from fixtures_data import SHARED_DATASETS as EXPECTED
 from fixtures_data import build_study_folder, make_good_folder, write_metadata, write_truncated_jpeg
 from geoai.data.cli import main
+from geoai.progress import progress_bar
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,10 +30,10 @@ def test_check_every_shared_folder(shared_data, capsys):
     for name in image_folders:
         code = main(["check", str(shared_data / name)])
         out = capsys.readouterr().out
-        images, groups, countries = EXPECTED[name]
+        images, places, countries = EXPECTED[name]
         assert code == 0, out
         assert f"images:          {images:,}\n" in out
-        assert f"groups:          {groups:,} (location_id)" in out
+        assert f"places:          {places:,} (location_id)" in out
         assert f"countries:       {countries} " in out
         assert "problems:        none" in out and "OK: dataset is usable" in out
 
@@ -85,7 +87,7 @@ def test_import_study_command(tmp_path, capsys):
     build_study_folder(tmp_path / "src", paths)
     assert main(["import-study", str(tmp_path / "src"), str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
-    assert "images:          6\n" in out and "groups:          2 (location_id)" in out
+    assert "images:          6\n" in out and "places:          2 (location_id)" in out
     assert (tmp_path / "out" / "metadata.csv").is_file()
     # A second import into the now non-empty folder is refused with a clear message.
     assert main(["import-study", str(tmp_path / "src"), str(tmp_path / "out")]) == 1
@@ -94,3 +96,27 @@ def test_import_study_command(tmp_path, capsys):
     assert main(["import-study", str(tmp_path / "src"), str(tmp_path / "out3"),
                  "--annotations", str(tmp_path / "src")]) == 2  # a folder, not a CSV
     assert "is not an existing file" in capsys.readouterr().err
+
+
+def test_check_in_a_log_has_its_summary_and_no_progress_bar_codes(tmp_path):
+    """Piped into a log (stderr not a terminal), no bar redraws; the summary starts its own line."""
+    result = run_module("check", str(make_good_folder(tmp_path / "good")))
+    assert result.returncode == 0, result.stderr
+    assert "\r" not in result.stderr and "\x1b[" not in result.stderr
+    assert result.stdout.startswith("Dataset good ")
+    assert "places:          4 (location_id)" in result.stdout
+    assert "views per place: min 2, mean 2.00, max 2" in result.stdout
+
+
+def test_progress_bars_draw_on_a_terminal_only():
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for stream, drawn in ((Terminal(), True), (io.StringIO(), False)):
+        for _ in progress_bar(range(3), desc="step", file=stream):
+            pass
+        assert ("step: 100%" in stream.getvalue()) is drawn
+    quiet = Terminal()
+    list(progress_bar(range(3), show=False, file=quiet))
+    assert quiet.getvalue() == ""

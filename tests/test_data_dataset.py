@@ -85,11 +85,11 @@ def test_groups_and_summary(dataset):
     groups = dataset.groups()
     assert groups.ngroups == 12 and groups.size().eq(3).all()
     summary = dataset.summary()
-    assert summary["images"] == 36 and summary["groups"] == 12
-    assert summary["views_per_group"] == {"min": 3, "mean": 3.0, "max": 3, "histogram": {3: 12}}
+    assert summary["images"] == 36 and summary["places"] == 12
+    assert summary["views_per_place"] == {"min": 3, "mean": 3.0, "max": 3, "histogram": {3: 12}}
     assert summary["countries"]["count"] == 1 and summary["countries"]["top"] == [["HR", 36]]
     assert sum(s["images"] for s in summary["splits"].values()) == 36
-    assert sum(s["groups"] for s in summary["splits"].values()) == 12
+    assert sum(s["places"] for s in summary["splits"].values()) == 12
     assert summary["problems"] == {}
 
 

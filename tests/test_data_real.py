@@ -12,7 +12,7 @@ def test_shared_dataset_loads(shared_data, name):
     dataset = load_image_folder(shared_data / name, check_images="header")
     images, groups, countries = EXPECTED[name]
     summary = dataset.summary()
-    assert (summary["images"], summary["groups"], summary["countries"]["count"]) == (images, groups, countries)
+    assert (summary["images"], summary["places"], summary["countries"]["count"]) == (images, groups, countries)
     assert dataset.problems == []
     assert dataset.frame.groupby("location_id")["split"].nunique().max() == 1
     assert set(dataset.frame["split"]) == {"train", "val", "test"}

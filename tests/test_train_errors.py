@@ -76,6 +76,15 @@ def test_unavailable_backbone_names_the_fix(tmp_path, capsys, monkeypatch):
                "microsoft/beit-base-patch16-224", "python -m train convert-offline")
 
 
+def test_unreachable_hub_fails_at_once_with_the_offline_command(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there: refused, no retries
+    fails_with(capsys, ["--data", str(tmp_path), "--backbones", "beit"],
+               "Hugging Face hub (http://127.0.0.1:9) cannot be reached", "python -m train convert-offline",
+               "--backbones dinov2-small-imgfocus,mobilenetv2-1.0-deepsort")
+
+
 def test_folder_that_is_not_a_checkpoint(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     fails_with(capsys, ["--data", str(tmp_path), "--backbones", str(tmp_path / "empty")], "no config.json")

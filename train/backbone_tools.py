@@ -1,12 +1,16 @@
 """`python -m train backbones` (what can be trained on here) and `convert-offline`."""
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from geoai import settings
 from geoai.models.backbones import backbone_status, known_backbones
 from train.errors import TrainError
 
+HUB_CONNECT_TIMEOUT_S = 3.0
 # Converted name -> the converter in geoai.backbones.offline that builds it.
 OFFLINE_BACKBONES = ("dinov2-small-imgfocus", "mobilenetv2-1.0-deepsort")
 
@@ -53,3 +57,21 @@ def convert_offline(out_dir: str | Path | None = None) -> list[tuple[str, Path, 
             raise TrainError(f"cannot convert {name} into {folder}: {exc}") from None
         done.append((name, folder, "converted"))
     return done
+
+
+def hub_unreachable() -> str | None:
+    """Why the Hugging Face hub cannot be reached now (None when it answers a TCP connection).
+
+    Asked before a download: without it, an offline machine retries the hub for half a
+    minute before failing. HF_ENDPOINT is read now, as huggingface_hub reads it at import.
+    """
+    from huggingface_hub import constants
+
+    endpoint = os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
+    parts = urlsplit(endpoint)
+    host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=HUB_CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        return f"the Hugging Face hub ({endpoint}) cannot be reached: {exc.strerror or exc}"
+    return None

@@ -15,19 +15,18 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 import geoai
 from geoai.data import GeoDataset, load_image_folder
 from geoai.data.union import DatasetsError, dataset_folders, member_mask, union_datasets
 from geoai.metrics import compute_metrics
 from geoai.models.backbones import (
-    known_backbones,
     Backbone,
     BackboneError,
     BackboneSpec,
     backbone_status,
     hub_offline,
+    known_backbones,
     load_backbone,
     resolve_backbone,
 )
@@ -36,6 +35,7 @@ from geoai.models.fit import fit_head
 from geoai.models.heads import predict_latlon
 from geoai.models.registry import build_head, head_names, head_spec
 from geoai.models.refinement import fit_refinement
+from geoai.progress import progress_bar
 from geoai.scoring import map_size_km
 from train.cells import CellChoice, grid_choice, quadtree_choice
 from train.config import ExperimentConfig
@@ -93,10 +93,15 @@ def _check_downloadable(spec: BackboneSpec) -> None:
     """Fail before any work when a hub backbone is neither cached nor downloadable."""
     from transformers import AutoConfig
 
+    from train.backbone_tools import hub_unreachable
+
     try:
-        AutoConfig.from_pretrained(spec.source, trust_remote_code=False)  # never prompts or runs hub code
+        reason = hub_unreachable()  # seconds, where the download would retry for half a minute
+        if reason is None:
+            AutoConfig.from_pretrained(spec.source, trust_remote_code=False)  # never prompts or runs hub code
     except (OSError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if reason is not None:
         raise TrainError(
             f"backbone {spec.name!r} ({spec.source}) is not cached and cannot be downloaded ({reason}). "
             f"Connect to the internet, or run `python -m train convert-offline` and train on "
@@ -386,7 +391,7 @@ def run_grid(config: ExperimentConfig, runtime: Runtime) -> RunResults:
     if runtime.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
 
-    bar = tqdm(specs, desc="backbones", unit="backbone", disable=not runtime.is_main)
+    bar = progress_bar(specs, desc="backbones", unit="backbone", show=runtime.is_main)
     for i, spec in enumerate(bar):
         bar.set_postfix(backbone=spec.name)
         with clock(f"embed {spec.name}"):

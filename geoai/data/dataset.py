@@ -106,7 +106,7 @@ class GeoDataset:
         return keys.where(~spans, keys + "@" + position)
 
     def summary(self) -> dict[str, Any]:
-        """JSON-ready overview: sizes, views per group, countries, splits and problems."""
+        """JSON-ready overview: sizes, places (location_id) and views per place, countries, splits, problems."""
         frame = self.frame
         views = frame["location_id"].value_counts()
         histogram = {int(k): int(v) for k, v in sorted(Counter(views.tolist()).items())}
@@ -114,13 +114,13 @@ class GeoDataset:
         splits = {}
         for split in SPLIT_NAMES:
             rows = frame[frame["split"] == split]
-            splits[split] = {"images": int(len(rows)), "groups": int(rows["location_id"].nunique())}
+            splits[split] = {"images": int(len(rows)), "places": int(rows["location_id"].nunique())}
         return {
             "name": self.name,
             "root": str(self.root),
             "images": int(len(frame)),
-            "groups": int(views.size),
-            "views_per_group": {
+            "places": int(views.size),
+            "views_per_place": {
                 "min": int(views.min()) if views.size else 0,
                 "mean": round(float(views.mean()), 3) if views.size else 0.0,
                 "max": int(views.max()) if views.size else 0,

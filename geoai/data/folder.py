@@ -17,13 +17,13 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Literal
 
 import pandas as pd
-from tqdm import tqdm
 
 from geoai.data.dataset import CORE_COLUMNS, GeoDataset
 from geoai.data.errors import DatasetError, ImageError, Problem
 from geoai.data.images import DEFAULT_MAX_PIXELS, CheckLevel, check_image
 from geoai.data.splits import DEFAULT_FRACTIONS, DEFAULT_SALT, assign_splits, validate_fractions
 from geoai.geodesy import LIMITS, is_valid_position
+from geoai.progress import progress_bar
 
 METADATA_FILE = "metadata.csv"
 REQUIRED_COLUMNS = ("file_name", "lat", "lon")
@@ -327,8 +327,7 @@ def _check_image_files(table: pd.DataFrame, root: Path, problems: dict[int, list
     file_kinds = {"missing_file", "unsafe_path", "duplicate_path", "bad_row"}
     todo = [i for i in table.index
             if not any(p.kind in file_kinds for p in problems.get(i, []))]
-    for index in tqdm(todo, desc=f"checking images ({level})", unit="img",
-                      disable=not progress, leave=False):
+    for index in progress_bar(todo, desc=f"checking images ({level})", unit="img", show=progress, leave=False):
         file_name = table.at[index, "file_name"]
         try:
             check_image(root / safe_relative_path(file_name), level=level,  # type: ignore[operator]

@@ -15,7 +15,7 @@ def _plural(n: int, word: str) -> str:
 
 def format_summary(summary: dict[str, Any]) -> str:
     """Multi-line text of `GeoDataset.summary()`."""
-    views = summary["views_per_group"]
+    views = summary["views_per_place"]
     items = list(views["histogram"].items())
     histogram = ", ".join(f"{_plural(n, 'view')}: {g}" for n, g in items[:MAX_HISTOGRAM_ITEMS])
     if len(items) > MAX_HISTOGRAM_ITEMS:
@@ -25,14 +25,14 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines = [
         f"Dataset {summary['name']} ({summary['root']})",
         f"  images:          {summary['images']:,}",
-        f"  groups:          {summary['groups']:,} (location_id)",
-        f"  views per group: min {views['min']}, mean {views['mean']:.2f}, max {views['max']}"
+        f"  places:          {summary['places']:,} (location_id)",
+        f"  views per place: min {views['min']}, mean {views['mean']:.2f}, max {views['max']}"
         + (f"  [{histogram}]" if histogram else ""),
         f"  countries:       {countries['count']}" + (f"  (top: {top})" if top else "")
         + (f"; {countries['unknown_images']} images without country"
            if countries["unknown_images"] else ""),
         "  splits:          " + ", ".join(
-            f"{name} {_plural(s['images'], 'image')} / {_plural(s['groups'], 'group')}"
+            f"{name} {_plural(s['images'], 'image')} / {_plural(s['places'], 'place')}"
             for name, s in summary["splits"].items()),
     ]
     return "\n".join(lines)

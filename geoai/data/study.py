@@ -20,7 +20,6 @@ from typing import BinaryIO, Literal
 
 import pandas as pd
 from PIL import Image
-from tqdm import tqdm
 
 from geoai.atomic import atomic_path
 from geoai.countries import country_codes
@@ -29,6 +28,7 @@ from geoai.data.errors import DatasetError, ImageError, Problem
 from geoai.data.folder import (IMAGE_SUFFIXES, METADATA_FILE, STUDY_COLUMNS, has_study_columns,
                                load_image_folder, parse_coordinate)
 from geoai.data.images import DEFAULT_MAX_PIXELS, check_image, open_image
+from geoai.progress import progress_bar
 
 GLUED_STEM = "glued"
 VIEWS_PER_GLUED = 3  # headings 0-120, 120-240, 240-360
@@ -532,9 +532,9 @@ def _write_places(source: _Source, table: pd.DataFrame, places: dict[str, list[s
     records: list[dict] = []
     problems: list[Problem] = []
     width = max(5, len(str(len(table))))
-    for place_index, ann in enumerate(tqdm(table.itertuples(index=False), total=len(table),
-                                           desc="importing places", unit="place",
-                                           disable=not progress)):
+    for place_index, ann in enumerate(progress_bar(table.itertuples(index=False), total=len(table),
+                                                   desc="importing places", unit="place",
+                                                   show=progress)):
         members = places.get(ann.place)
         if not members:
             problems.append(Problem("missing_file", f"no images for place {ann.place!r} in the "

@@ -25,13 +25,13 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from geoai.atomic import atomic_path
 from geoai.data.dataset import GeoDataset
 from geoai.data.errors import ImageError
 from geoai.data.images import open_image
 from geoai.models.backbones import Backbone
+from geoai.progress import progress_bar
 
 FLUSH_EVERY = 2048  # images per cache part while computing
 MAX_PARTS = 8  # merge the parts into one above this many
@@ -143,7 +143,7 @@ def compute_embeddings(backbone: Backbone, dataset: GeoDataset, cache_dir: Path 
         pending_keys: list[bytes] = []
         pending: list[np.ndarray] = []
         done = 0
-        bar = tqdm(total=len(todo), disable=not progress, unit="img",
+        bar = progress_bar(total=len(todo), show=progress, unit="img",
                    desc=f"embedding with {backbone.spec.name}")
         backbone.model.eval()
         with torch.inference_mode():

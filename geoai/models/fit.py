@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from geoai.atomic import atomic_path
 from geoai.geodesy import haversine_km
 from geoai.models.heads import check_latlon
 from geoai.models.registry import HeadError
+from geoai.progress import progress_bar
 
 CHECKPOINT_FORMAT = "geoai-fit-checkpoint/1"
 
@@ -147,8 +147,8 @@ def train_model(model: nn.Module, step_loss: Callable[[nn.Module, Any], torch.Te
             result.stopped_early, stale, done = saved["stopped_early"], saved["stale"], saved["done"]
             start_epoch = result.resumed_at = len(result.epochs)
             start_epoch += 1
-        bar = tqdm(range(start_epoch, epochs + 1), desc=desc, unit="epoch", leave=False,
-                   disable=desc is None or rank != 0 or done)
+        bar = progress_bar(range(start_epoch, epochs + 1), desc=desc, unit="epoch", leave=False,
+                           show=desc is not None and rank == 0 and not done)
         for epoch in bar:
             if done:
                 break
