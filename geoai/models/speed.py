@@ -170,7 +170,10 @@ def _threads_for(workload: Workload, device: torch.device) -> int | None:
     only about 1.5x faster than 1, so a hosted demo on shared cores plays safe with half.
     Throughput work keeps torch's default (all physical cores): its big ops suffer less.
     """
-    chosen = settings.threads()
+    try:
+        chosen = settings.threads()
+    except settings.SettingError as exc:
+        raise SpeedError(str(exc)) from None  # every bad inference setting is a SpeedError
     if chosen is not None:
         return chosen
     if workload == "latency" and device.type == "cpu":
