@@ -56,15 +56,18 @@ def make_bundles(checkpoints: list[Path], latlon, out_dir: Path) -> list[Path]:
     import numpy as np
 
     from geoai.models import build_head, load_backbone, save_bundle
+    from geoai.models.registry import head_names, head_spec
 
+    # The game's usual opponent: a cell classifier whose guesses are refined in its cells.
+    kind = next(name for name in head_names(baseline=False) if head_spec(name).refinable)
     latlon = np.asarray(latlon, dtype=np.float64)
     cell_max = max(2, len(latlon) // 4)
     bundles = []
     for checkpoint in checkpoints:
         backbone = load_backbone(str(checkpoint), device="cpu")
-        head = build_head("geocell", backbone.embed_dim, train_latlon=latlon, cell_min_samples=1,
+        head = build_head(kind, backbone.embed_dim, train_latlon=latlon, cell_min_samples=1,
                           cell_max_samples=cell_max)
-        bundles.append(save_bundle(Path(out_dir) / f"{backbone.spec.name}-geocell", backbone=backbone, head=head,
+        bundles.append(save_bundle(Path(out_dir) / f"{backbone.spec.name}-{kind}", backbone=backbone, head=head,
                                    metrics={}, dataset_info={"name": "bench", "fingerprint": "bench",
                                                              "split_sizes": {}}, fusion="mean"))
         del backbone
