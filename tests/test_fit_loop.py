@@ -98,3 +98,11 @@ def test_a_checkpoint_of_another_run_is_not_continued(tmp_path):
     with pytest.warns(UserWarning, match="another training run"):
         _, result = _fit("linear-haversine", checkpoint=checkpoint, resume_key="seed 4")
     assert result.resumed_at == 0 and result.epochs_run == 6
+
+
+def test_a_damaged_checkpoint_is_not_continued(tmp_path):
+    checkpoint = tmp_path / "fit.pt"
+    checkpoint.write_bytes(b"PK\x03\x04 not a checkpoint")
+    with pytest.warns(UserWarning, match="cannot be read"):
+        _, result = _fit("linear-haversine", checkpoint=checkpoint, resume_key="k")
+    assert result.resumed_at == 0 and result.epochs_run == 6

@@ -14,6 +14,7 @@ call with the same path continues where the interrupted one stopped.
 from __future__ import annotations
 
 import copy
+import pickle
 import time
 import warnings
 from collections.abc import Callable, Iterable
@@ -93,8 +94,12 @@ def _broadcast_from_first(tensors: Iterable[torch.Tensor]) -> None:
 def _load_checkpoint(path: Path, key: str) -> dict | None:
     if not path.is_file():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if state.get("format") != CHECKPOINT_FORMAT or state.get("key") != key:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError) as exc:  # damaged or not ours
+        warnings.warn(f"{path} cannot be read ({type(exc).__name__}); starting afresh", stacklevel=3)
+        return None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or state.get("key") != key:
         warnings.warn(f"{path} belongs to another training run; starting afresh", stacklevel=3)
         return None
     return state
