@@ -124,6 +124,22 @@ def threads() -> int | None:
     return int(value)
 
 
+RUNTIMES = ("auto", "openvino", "onnxruntime", "torch")
+
+
+def runtime() -> str:
+    """GEOAI_RUNTIME, lower-cased: which engine runs the backbones on CPU (one of RUNTIMES).
+
+    "auto" (default) picks OpenVINO, else ONNX Runtime, else PyTorch, whichever is installed;
+    "torch" keeps PyTorch. An unknown value is logged and means "auto".
+    """
+    value = (_env("GEOAI_RUNTIME") or "auto").lower()
+    if value not in RUNTIMES:
+        log.warning("GEOAI_RUNTIME=%r is not one of %s; choosing automatically", value, ", ".join(RUNTIMES))
+        return "auto"
+    return value
+
+
 def log_script_runs() -> bool:
     """GEOAI_LOG_SCRIPT_RUNS=1 logs every run of the game's page script (the browser tests count them)."""
     return _env("GEOAI_LOG_SCRIPT_RUNS") == "1"

@@ -24,17 +24,17 @@ def tiny(tmp_path_factory):
 
 
 class CountingForward:
-    """Wraps Backbone.forward and counts the images it embeds."""
+    """Wraps Backbone.infer (what the embedding cache runs) and counts the images it embeds."""
 
     def __init__(self, backbone, monkeypatch):
         self.images = 0
-        original = backbone.forward
+        original = backbone.infer
 
         def counted(pixel_values):
             self.images += len(pixel_values)
             return original(pixel_values)
 
-        monkeypatch.setattr(backbone, "forward", counted)
+        monkeypatch.setattr(backbone, "infer", counted)
 
 
 def _embed(backbone, dataset, cache_dir, **kwargs):

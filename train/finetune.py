@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from geoai.data import open_image
 from geoai.models.fit import FitResult, train_model
+from geoai.models.runtime import worker_context
 from train.distributed import Runtime
 from train.samples import Samples
 
@@ -69,6 +70,12 @@ class FinetuneModel(nn.Module):
         return self.head(self.fused_embeddings(pixel_values, group_index, n_groups))
 
 
+def _workers(num_workers: int):
+    """How decoding workers start: never forked from a process holding a graph runtime's
+    threads (the embeddings may have run through one before fine-tuning)."""
+    return worker_context() if num_workers > 0 else None
+
+
 def predict_places(runtime: Runtime, model: FinetuneModel, dataset: PlaceImages, batch_size: int,
                    num_workers: int) -> np.ndarray:
     """(N, 2) predictions for every sample of `dataset`, sharded across processes, on every process."""
@@ -79,7 +86,8 @@ def predict_places(runtime: Runtime, model: FinetuneModel, dataset: PlaceImages,
     model.eval()
     with torch.no_grad():
         for pixels, group_index, _, _ in DataLoader(shard, batch_size=batch_size, shuffle=False,
-                                                      num_workers=num_workers, collate_fn=collate_places):
+                                                      num_workers=num_workers, collate_fn=collate_places,
+                                                      multiprocessing_context=_workers(num_workers)):
             emb = model.fused_embeddings(pixels.to(device), group_index.to(device), int(group_index.max()) + 1)
             preds.append(model.head.predict(emb).detach().cpu().numpy())
     mine = np.concatenate(preds) if preds else np.zeros((0, 2))
@@ -106,7 +114,7 @@ def finetune(runtime: Runtime, backbone: nn.Module, head: nn.Module, paths: np.n
     def batches(parts: list[torch.Tensor]):
         # Images are decoded in DataLoader workers, in the order the loop drew.
         return DataLoader(train_set, batch_sampler=[p.tolist() for p in parts], num_workers=num_workers,
-                          collate_fn=collate_places)
+                          collate_fn=collate_places, multiprocessing_context=_workers(num_workers))
 
     def step_loss(model: nn.Module, batch) -> torch.Tensor:
         pixels, group_index, latlon, cells = batch

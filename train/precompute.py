@@ -2,7 +2,8 @@
 
 The places are exactly the game's (app.maps.load_map: the held-out test split, views in the
 game's order), and each place is predicted the way the game predicts it live (all its views
-through Bundle.predict_place_embeddings), so a stored answer equals the live one.
+through Bundle.predict_place_embeddings, on CPU through the same graph runtime as the game's
+live answers when one is installed), so a stored answer equals the live one.
 """
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ def precompute_map(bundle_dirs: Sequence[Path], data_dir: str | Path, models_dir
         bundle_dir = Path(bundle_dir)
         started = time.monotonic()
         bundle = Bundle.load(bundle_dir, device=device)
+        bundle.backbone.use_runtime("throughput")  # the graph runtime the game's live answers use
         label = f"{game_map.name}: {bundle_dir.name}"
         answers, last = [], 0.0
         for start in range(0, len(places), PLACES_PER_BATCH):

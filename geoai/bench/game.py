@@ -107,7 +107,7 @@ def _play(bundle_dirs: list[str], photos: list[str], rounds: int) -> dict:
     return {"cold_start_s": cold_start_s, "round_p50_ms": float(np.percentile(ms, 50)),
             "round_p95_ms": float(np.percentile(ms, 95)), "rounds": rounds,
             "peak_rss_mb": _peak_rss_mb(), "threads": torch.get_num_threads(),
-            "settings": [f.settings.tag if f is not None else "plain" for f in fast],
+            "settings": [f"{f.settings.tag} {f.settings.runtime}" if f is not None else "plain" for f in fast],
             "last_round": {"photo": str(photos[rounds % len(photos)]),
                            "answers": {name: list(a.latlon) for name, a in answers.items()}}}
 

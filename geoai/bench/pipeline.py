@@ -1,5 +1,6 @@
 """End-to-end embedding throughput: JPEG decode + resize/normalise in DataLoader workers,
-then the model, as the embedding cache of `python -m train` runs it."""
+then the model, as the embedding cache of `python -m train` runs it (the same loader, so
+workers start from a forkserver once a graph runtime is loaded)."""
 from __future__ import annotations
 
 import time
@@ -9,14 +10,13 @@ from typing import Callable, Sequence
 import torch
 from torch.utils.data import DataLoader
 
-# The Dataset compute_embeddings uses: the benchmark times the real decoding path.
-from geoai.models.embeddings import _ImageFiles
+# The loader compute_embeddings uses: the benchmark times the real decoding path.
+from geoai.models.embeddings import image_loader
 
 
 def make_loader(paths: Sequence[Path], processor, batch_size: int, workers: int,
                 device: torch.device) -> DataLoader:
-    return DataLoader(_ImageFiles([str(p) for p in paths], processor), batch_size=batch_size, num_workers=workers,
-                      pin_memory=device.type == "cuda", persistent_workers=False)
+    return image_loader([str(p) for p in paths], processor, batch_size, workers, device)
 
 
 def loader_ips(paths: Sequence[Path], processor, batch_size: int, workers: int) -> float:

@@ -215,6 +215,9 @@ class Backbone(torch.nn.Module):
         self.device = device
         probe = self.preprocess([Image.new("RGB", (64, 48), (128, 128, 128))])
         self.image_size: int = int(probe.shape[-1])
+        self.input_shape: tuple[int, ...] = tuple(int(d) for d in probe.shape[1:])  # (C, H, W)
+        self._fast: torch.nn.Module | None = None  # the inference path speed_up chose
+        self._fast_key: str | None = None  # the cache_key of the weights it was built from
         with torch.inference_mode():
             self.embed_dim: int = int(self.forward(probe.to(device)).shape[-1])
 
@@ -260,21 +263,76 @@ class Backbone(torch.nn.Module):
         """(B, embed_dim) pooled embeddings of preprocessed images (differentiable)."""
         return pool_outputs(self.model(pixel_values=pixel_values))
 
-    def speed_up(self, workload: str = "latency") -> None:
-        """Run `embed` through the fast inference path chosen for this device and workload.
+    def graph_cache_dir(self, fallback: str | Path | None = None) -> Path:
+        """Where the exported inference graph of these weights is kept (geoai.models.runtime):
+        beside a local checkpoint (`<checkpoint>/.graphs`, or the user's cache
+        ~/.cache/geoai/graphs when the checkpoint is read-only); for a hub model in `fallback`
+        (the embedding cache's graphs/ folder) or the user's cache."""
+        cache_home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "geoai" / "graphs"
+        if self.spec.is_local:
+            folder = Path(self.spec.source).expanduser()
+            beside = folder / ".graphs"
+            if os.access(beside if beside.is_dir() else folder, os.W_OK):
+                return beside
+            # A read-only checkpoint (e.g. in a container): the user's cache, one folder per checkpoint.
+            where = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:12]
+            return cache_home / f"{self.spec.name}-{where}"
+        if fallback is not None:
+            return Path(fallback) / self.spec.name
+        return cache_home / self.spec.name
+
+    def speed_up(self, workload: str = "latency", graph_cache: str | Path | None = None) -> None:
+        """Run `embed` and `infer` through the fast inference path for this device and workload.
 
         See geoai.models.speed (fp32 numbers by default; GEOAI_FORCE_FP32=1 vetoes any
-        reduced precision). `forward` stays the plain differentiable model for training.
+        reduced precision): on CPU a graph runtime (OpenVINO or ONNX Runtime, GEOAI_RUNTIME)
+        when installed, its graph cached in `graph_cache_dir(graph_cache)`; else PyTorch.
+        `forward` stays the plain differentiable model for training.
         """
         from geoai.models.speed import choose_settings, optimize_for_inference
 
-        _ = self.cache_key  # hash the weights as they are now, before layout or dtype changes
+        key = self.cache_key  # hash the weights as they are now, before layout or dtype changes
         digest = self._cache_key_memo[1]
         settings = choose_settings(self.spec.family, self.device, workload=workload)
-        self._fast = optimize_for_inference(self.model, settings, pool=pool_outputs)
+        cache = self.graph_cache_dir(graph_cache) if settings.runtime != "torch" else None
+        self._fast = optimize_for_inference(self.model, settings, pool=pool_outputs,
+                                            example=torch.zeros((1, *self.input_shape)),
+                                            graph_cache=cache, digest=digest)
+        self._fast_key = key
         # Same weights in another memory layout or dtype: keep their identity, so bundles
         # trained on them still match, and do not hash them again.
         self._cache_key_memo = (self._weights_signature()[2], digest)
+
+    def use_runtime(self, workload: str = "throughput", graph_cache: str | Path | None = None) -> bool:
+        """Make `infer` and `embed` use the graph runtime when settings choose one for this
+        device (fp32 on CPU, GEOAI_RUNTIME); True when they now do. A fast path already set up
+        for the current weights is kept; in PyTorch the model is left as it is."""
+        from geoai.models.runtime import GraphEmbedder
+        from geoai.models.speed import choose_settings
+
+        current = self._current_fast()
+        if current is not None:
+            return isinstance(current, GraphEmbedder)
+        if choose_settings(self.spec.family, self.device, workload=workload).runtime == "torch":
+            return False
+        self.speed_up(workload, graph_cache)
+        return isinstance(self._fast, GraphEmbedder)
+
+    def _current_fast(self) -> torch.nn.Module | None:
+        """The fast path, if it was built from the weights the model holds now (not since
+        fine-tuned or replaced); a stale one is dropped."""
+        if self._fast is not None and self._fast_key != self.cache_key:
+            self._fast, self._fast_key = None, None
+        return self._fast
+
+    def infer(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """(B, embed_dim) embeddings of preprocessed images for inference: through the fast
+        path when one was set up for the current weights, else `forward`."""
+        fast = self._current_fast()
+        if fast is not None:
+            return fast(pixel_values)
+        with torch.inference_mode():
+            return self.forward(pixel_values.to(self.device))
 
     @torch.inference_mode()
     def embed(self, images: list[Image.Image], batch_size: int = 32) -> np.ndarray:
@@ -285,8 +343,7 @@ class Backbone(torch.nn.Module):
         chunks = []
         for start in range(0, len(images), batch_size):
             pixels = self.preprocess(images[start:start + batch_size]).to(self.device)
-            run = getattr(self, "_fast", None) or self.forward
-            chunks.append(run(pixels).float().cpu().numpy())
+            chunks.append(self.infer(pixels).float().cpu().numpy())
         if not chunks:
             return np.zeros((0, self.embed_dim), dtype=np.float32)
         return np.concatenate(chunks).astype(np.float32, copy=False)

@@ -10,6 +10,11 @@ Cache layout: <cache_dir>/<cache_key>-<size>px/part-*.safetensors, each part hol
 "sha1" (M, 20) uint8 digests and "embeddings" (M, D) float32. New rows go into new parts,
 written every `FLUSH_EVERY` images so an interrupted run resumes where it stopped; parts
 are merged when there are many.
+
+On CPU the backbone runs through the graph runtime (geoai.models.runtime, fp32 answers) when
+one is installed; its exported graph is cached beside a local checkpoint, or in
+<cache_dir>/graphs/ for a hub model. Decoding workers are then started with "forkserver"
+(runtime.worker_context): forking a process that runs the runtime's threads can crash.
 """
 from __future__ import annotations
 
@@ -31,6 +36,7 @@ from geoai.data.dataset import GeoDataset
 from geoai.data.errors import ImageError
 from geoai.data.images import open_image
 from geoai.models.backbones import Backbone
+from geoai.models.runtime import worker_context
 from geoai.progress import progress_bar
 
 FLUSH_EVERY = 2048  # images per cache part while computing
@@ -58,6 +64,19 @@ class _ImageFiles(Dataset):
             # A one-argument exception survives the trip back from a worker process.
             raise EmbeddingError(f"cannot embed {self.paths[i]}: {exc.reason}") from exc
         return self.processor(images=[image], return_tensors="pt")["pixel_values"][0]
+
+
+def image_loader(paths: Sequence[str], processor, batch_size: int, num_workers: int,
+                 device: torch.device) -> DataLoader:
+    """Batches of preprocessed images, decoded in `num_workers` worker processes (0: here).
+
+    Workers are forked as usual, except once this process holds a graph runtime's compiled
+    graph: then they come from a forkserver (runtime.worker_context), never from this process.
+    """
+    context = worker_context() if num_workers > 0 else None
+    return DataLoader(_ImageFiles(list(paths), processor), batch_size=batch_size, shuffle=False,
+                      num_workers=num_workers, pin_memory=device.type == "cuda",
+                      multiprocessing_context=context)
 
 
 def _cache_folder(cache_dir: Path, backbone: Backbone, key: str) -> Path:
@@ -136,9 +155,9 @@ def compute_embeddings(backbone: Backbone, dataset: GeoDataset, cache_dir: Path 
         if key not in table and key not in todo:
             todo[key] = str(path)
     if todo:
-        loader = DataLoader(_ImageFiles(list(todo.values()), backbone.processor), batch_size=batch_size,
-                            shuffle=False, num_workers=num_workers,
-                            pin_memory=backbone.device.type == "cuda")
+        backbone.use_runtime("throughput", Path(cache_dir) / "graphs" if cache_dir is not None else None)
+        loader = image_loader(list(todo.values()), backbone.processor, batch_size, num_workers,
+                              backbone.device)
         todo_keys = list(todo)
         pending_keys: list[bytes] = []
         pending: list[np.ndarray] = []
@@ -148,7 +167,7 @@ def compute_embeddings(backbone: Backbone, dataset: GeoDataset, cache_dir: Path 
         backbone.model.eval()
         with torch.inference_mode():
             for pixels in loader:
-                vectors = backbone(pixels.to(backbone.device, non_blocking=True)).float().cpu().numpy()
+                vectors = backbone.infer(pixels.to(backbone.device, non_blocking=True)).float().cpu().numpy()
                 batch_keys = todo_keys[done:done + len(vectors)]
                 done += len(vectors)
                 table.update(zip(batch_keys, vectors))
