@@ -10,10 +10,12 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
 from geoai.bench.architectures import build_model, build_processor
 from geoai.data import open_image
 from geoai.models import load_backbone, runtime
+from geoai.models.embeddings import EmbeddingError, _ImageFiles, image_loader
 from geoai.models.runtime import GraphEmbedder, resolve_runtime, worker_context
 from geoai.models.speed import FastEmbedder, choose_settings, embedding_cosine, optimize_for_inference
 from tiny_models import make_tiny_beit, make_tiny_resnet, tiny_model_env  # noqa: F401 (a fixture, used by pytestmark)
@@ -197,9 +199,23 @@ def test_a_graph_that_changes_the_answers_falls_back_to_pytorch(monkeypatch, pho
     torch.testing.assert_close(fast(pixels), reference, rtol=1e-4, atol=1e-5)
 
 
-def test_no_worker_is_forked_from_a_process_holding_a_graph(tmp_path):
+def test_no_worker_is_forked_from_a_process_holding_a_graph(tmp_path, shared_data):
     if resolve_runtime("cpu") == "torch":
         pytest.skip("no graph runtime installed")
-    load_backbone(str(make_tiny_resnet(tmp_path / "resnet")), device="cpu").speed_up()
+    backbone = load_backbone(str(make_tiny_resnet(tmp_path / "resnet")), device="cpu")
+    backbone.speed_up()
     assert runtime.graphs_loaded()
-    assert worker_context().get_start_method() == "forkserver"
+    assert worker_context().get_start_method() == "forkserver"  # training's DataLoaders
+    # The inference loader decodes in threads: same batches, in order, and no process.
+    paths = [str(p) for p in sorted((shared_data / "croatia-streetview" / "images").glob("*.jpg"))[:7]]
+    threaded = image_loader(paths, backbone.processor, 3, 2, torch.device("cpu"))
+    assert not isinstance(threaded, DataLoader)
+    in_process = list(DataLoader(_ImageFiles(paths, backbone.processor), batch_size=3))
+    got = list(threaded)
+    assert [len(b) for b in got] == [3, 3, 1]
+    for a, b in zip(got, in_process):
+        torch.testing.assert_close(a, b)
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(open(paths[0], "rb").read()[:300])
+    with pytest.raises(EmbeddingError, match="broken.jpg"):
+        list(image_loader(paths[:4] + [str(bad)] + paths[4:], backbone.processor, 2, 2, torch.device("cpu")))

@@ -1,6 +1,6 @@
 """End-to-end embedding throughput: JPEG decode + resize/normalise in DataLoader workers,
-then the model, as the embedding cache of `python -m train` runs it (the same loader, so
-workers start from a forkserver once a graph runtime is loaded)."""
+then the model, as the embedding cache of `python -m train` runs it (the same loader: worker
+processes, or threads once a graph runtime is loaded in this process)."""
 from __future__ import annotations
 
 import time

@@ -13,8 +13,8 @@ are merged when there are many.
 
 On CPU the backbone runs through the graph runtime (geoai.models.runtime, fp32 answers) when
 one is installed; its exported graph is cached beside a local checkpoint, or in
-<cache_dir>/graphs/ for a hub model. Decoding workers are then started with "forkserver"
-(runtime.worker_context): forking a process that runs the runtime's threads can crash.
+<cache_dir>/graphs/ for a hub model. Images are then decoded in threads, not in forked
+worker processes: forking a process that runs the runtime's threads can crash.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from geoai.data.dataset import GeoDataset
 from geoai.data.errors import ImageError
 from geoai.data.images import open_image
 from geoai.models.backbones import Backbone
-from geoai.models.runtime import worker_context
+from geoai.models.runtime import graphs_loaded
 from geoai.progress import progress_bar
 
 FLUSH_EVERY = 2048  # images per cache part while computing
@@ -66,17 +66,50 @@ class _ImageFiles(Dataset):
         return self.processor(images=[image], return_tensors="pt")["pixel_values"][0]
 
 
-def image_loader(paths: Sequence[str], processor, batch_size: int, num_workers: int,
-                 device: torch.device) -> DataLoader:
-    """Batches of preprocessed images, decoded in `num_workers` worker processes (0: here).
+class _ThreadedBatches:
+    """Batches of `dataset` items in order, decoded by `workers` threads, a few batches ahead.
 
-    Workers are forked as usual, except once this process holds a graph runtime's compiled
-    graph: then they come from a forkserver (runtime.worker_context), never from this process.
+    Used instead of worker processes once a graph runtime is loaded: nothing is forked, and
+    nothing starts up (JPEG decoding and resizing release the GIL, as does the runtime)."""
+
+    def __init__(self, dataset: Dataset, batch_size: int, workers: int) -> None:
+        self.dataset, self.batch_size, self.workers = dataset, batch_size, workers
+
+    def __len__(self) -> int:
+        return -(-len(self.dataset) // self.batch_size)
+
+    def __iter__(self):
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        n, ahead = len(self.dataset), max(2 * self.batch_size, 4 * self.workers)
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="geoai-decode") as pool:
+            pending: deque = deque()
+            submitted = 0
+            try:
+                for start in range(0, n, self.batch_size):
+                    stop = min(start + self.batch_size, n)
+                    while submitted < min(n, stop + ahead):
+                        pending.append(pool.submit(self.dataset.__getitem__, submitted))
+                        submitted += 1
+                    yield torch.stack([pending.popleft().result() for _ in range(stop - start)])
+            finally:
+                for future in pending:
+                    future.cancel()
+
+
+def image_loader(paths: Sequence[str], processor, batch_size: int, num_workers: int,
+                 device: torch.device):
+    """Batches of preprocessed images, decoded by `num_workers` workers (0: here, in order).
+
+    Workers are processes, except once this process holds a graph runtime's compiled graph:
+    forking it could crash (runtime.worker_context), so its images are decoded in threads.
     """
-    context = worker_context() if num_workers > 0 else None
-    return DataLoader(_ImageFiles(list(paths), processor), batch_size=batch_size, shuffle=False,
-                      num_workers=num_workers, pin_memory=device.type == "cuda",
-                      multiprocessing_context=context)
+    dataset = _ImageFiles(list(paths), processor)
+    if num_workers > 0 and graphs_loaded():
+        return _ThreadedBatches(dataset, batch_size, num_workers)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                      pin_memory=device.type == "cuda")
 
 
 def _cache_folder(cache_dir: Path, backbone: Backbone, key: str) -> Path:

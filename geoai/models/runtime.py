@@ -23,8 +23,9 @@ and reduced precision always stay with PyTorch.
 
 Fork safety: OpenVINO and ONNX Runtime start native thread pools, and a process forked after
 that can crash (a DataLoader worker forked from such a process died with SIGSEGV). Once any
-graph is loaded, `worker_context()` gives DataLoaders a "forkserver" context, whose workers
-are forked from a clean server process that never loads a graph.
+graph is loaded (`graphs_loaded()`), nothing forks this process: the inference loaders
+(embeddings.image_loader) decode images in threads, and training's DataLoaders take
+`worker_context()`, a "forkserver" whose workers come from a clean server process.
 """
 from __future__ import annotations
 
