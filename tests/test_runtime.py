@@ -75,7 +75,7 @@ def test_backbone_uses_the_graph_and_reads_it_back_from_beside_the_checkpoint(tm
     eager = first.embed(photos)
     first.speed_up("latency")
     assert isinstance(first._fast, GraphEmbedder) and not first._fast.cached
-    graphs = sorted(p.name for p in (folder / ".graphs").iterdir())
+    graphs = sorted(p.name for p in (folder / ".graphs").iterdir() if p.is_file())
     assert graphs == [f"graph-{first._fast.runtime}.json", f"graph-{first._fast.runtime}.onnx"]
     np.testing.assert_allclose(first.embed(photos), eager, rtol=1e-4, atol=1e-5)
 
@@ -116,7 +116,7 @@ def test_weights_changed_in_place_drop_the_stale_graph(tmp_path, photos):
 
 
 @pytest.mark.parametrize("damage", ["garbage graph", "truncated graph", "garbage key", "foreign cache",
-                                    "key without graph"])
+                                    "foreign graph", "key without graph"])
 def test_damaged_or_foreign_cache_is_rebuilt_without_a_traceback(damage, tmp_path, photos, caplog):
     kind = resolve_runtime("cpu")
     if kind == "torch":
@@ -135,6 +135,8 @@ def test_damaged_or_foreign_cache_is_rebuilt_without_a_traceback(damage, tmp_pat
     elif damage == "foreign cache":  # another model's graph and key, consistent with each other
         shutil.copy(other / ".graphs" / graph.name, graph)
         shutil.copy(other / ".graphs" / key.name, key)
+    elif damage == "foreign graph":  # another model's graph (same architecture) under this key file
+        shutil.copy(other / ".graphs" / graph.name, graph)
     elif damage == "key without graph":
         graph.unlink()
     backbone = load_backbone(str(folder), device="cpu")
@@ -219,3 +221,24 @@ def test_no_worker_is_forked_from_a_process_holding_a_graph(tmp_path, shared_dat
     bad.write_bytes(open(paths[0], "rb").read()[:300])
     with pytest.raises(EmbeddingError, match="broken.jpg"):
         list(image_loader(paths[:4] + [str(bad)] + paths[4:], backbone.processor, 2, 2, torch.device("cpu")))
+
+
+@pytest.mark.skipif(not runtime.installed("openvino"), reason="openvino not installed")
+def test_openvino_compiled_cache_is_per_graph_and_survives_damage(monkeypatch, tmp_path, photos):
+    monkeypatch.setenv("GEOAI_RUNTIME", "openvino")
+    folder = make_tiny_beit(tmp_path / "beit", seed=0)
+    load_backbone(str(folder), device="cpu").speed_up()
+    compiled = sorted((folder / ".graphs").glob("openvino-compiled-*"))
+    assert len(compiled) == 1 and any(compiled[0].iterdir())
+    for blob in compiled[0].iterdir():  # damaged compiled blobs: compiled afresh, answers unchanged
+        if blob.is_file():
+            blob.write_bytes(b"\0garbage" * 64)
+    backbone = load_backbone(str(folder), device="cpu")
+    expected = backbone.embed(photos)
+    backbone.speed_up()
+    assert backbone._fast.cached
+    np.testing.assert_allclose(backbone.embed(photos), expected, rtol=1e-4, atol=1e-5)
+    make_tiny_beit(folder, seed=5)  # new weights: a new graph, and the old compiled model goes
+    load_backbone(str(folder), device="cpu").speed_up()
+    now = sorted((folder / ".graphs").glob("openvino-compiled-*"))
+    assert len(now) == 1 and now != compiled

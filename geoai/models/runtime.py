@@ -11,12 +11,16 @@ bf16 on CPUs with AVX512-BF16/AMX, which moves MobileNetV2's embeddings to cosin
 graph is checked against the eager model on a probe batch after loading; below a cosine of
 `MIN_COSINE` it is dropped and the model runs eagerly, with a warning.
 
-Exported graphs are cached (the export of BEiT-base takes 15-20 s, reading it back well under
-a second) in a folder beside the checkpoint, as `graph-<runtime>.onnx` with a JSON key file
+Exported graphs are cached (the export of BEiT-base takes 15-20 s, reading it back about a
+second) in a folder beside the checkpoint, as `graph-<runtime>.onnx` with a JSON key file
 naming the weights digest and the export settings (opset, runtime and its version, torch
-version, precision, input shape) and the graph file's SHA-256. A cache whose key differs
-(changed weights, another version) or whose file does not match its digest (foreign,
-truncated, corrupt) is rebuilt, never used.
+version, precision, input shape), the graph file's size and SHA-256 and the eager embeddings
+of a probe batch; OpenVINO also keeps its
+compiled model there (`openvino-compiled-<file stamp>/`: compiling BEiT-base takes 2.5-5 s
+on 2 cores, loading the compiled model 0.4 s). A cache whose key differs
+(changed weights, another version), whose graph file has another size or cannot be loaded, or
+whose graph gives other embeddings of the probe than recorded (foreign, truncated, corrupt)
+is rebuilt, never used.
 
 GEOAI_RUNTIME (auto|openvino|onnxruntime|torch, geoai.settings.runtime) picks the engine; CUDA
 and reduced precision always stay with PyTorch.
@@ -35,6 +39,7 @@ import json
 import logging
 import multiprocessing
 import os
+import shutil
 import tempfile
 import threading
 import warnings
@@ -202,7 +207,7 @@ def _file_sha256(path: Path) -> str:
 
 
 class _OrtRunner:
-    def __init__(self, path: Path, threads: int | None) -> None:
+    def __init__(self, path: Path, threads: int | None, compiled_cache: Path | None = None) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -221,7 +226,10 @@ _ov_lock = threading.Lock()
 
 
 class _OpenVinoRunner:
-    def __init__(self, path: Path, threads: int | None) -> None:
+    """compiled_cache: a folder for OpenVINO's own cache of the compiled model (compiling
+    BEiT-base takes 2.5-5 s on 2 cores, loading it from there 0.4 s); one folder per graph file."""
+
+    def __init__(self, path: Path, threads: int | None, compiled_cache: Path | None = None) -> None:
         global _ov_core
         import openvino as ov
 
@@ -231,7 +239,14 @@ class _OpenVinoRunner:
         config = {"INFERENCE_PRECISION_HINT": "f32",  # never bf16 behind the user's back
                   "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1",
                   "INFERENCE_NUM_THREADS": str(threads or 0)}  # 0: all cores
-        self.compiled = _ov_core.compile_model(_ov_core.read_model(str(path)), "CPU", config)
+        try:
+            self.compiled = _ov_core.compile_model(
+                str(path), "CPU", {**config, "CACHE_DIR": str(compiled_cache)} if compiled_cache else config)
+        except Exception:
+            if compiled_cache is None:
+                raise
+            shutil.rmtree(compiled_cache, ignore_errors=True)  # a damaged compiled cache: compile afresh
+            self.compiled = _ov_core.compile_model(str(path), "CPU", config)
         precision = str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
         if "f32" not in precision and "float32" not in precision:
             raise GraphError(f"OpenVINO compiled the graph in {precision}, not f32")
@@ -310,9 +325,10 @@ def _read_meta(meta: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def _cache_usable(graph: Path, meta: Path, key: GraphKey) -> torch.Tensor | None:
-    """The eager embeddings of the probe batch recorded with the cached graph, when graph and
-    meta hold exactly `key`'s graph; None (with the reason logged) when they do not."""
+def _cache_usable(graph: Path, meta: Path, key: GraphKey) -> tuple[torch.Tensor, str] | None:
+    """The eager embeddings of the probe batch recorded with the cached graph and the graph
+    file's digest, when graph and meta hold exactly `key`'s graph; None (with the reason
+    logged) when they do not."""
     if not graph.is_file() and not meta.is_file():
         return None
     recorded = _read_meta(meta)
@@ -323,15 +339,19 @@ def _cache_usable(graph: Path, meta: Path, key: GraphKey) -> torch.Tensor | None
         log.info("graph cache %s was built for other weights or settings; rebuilding it", graph)
         return None
     try:
-        if _file_sha256(graph) != recorded.get("sha256"):
-            log.warning("graph cache %s does not match its recorded digest (changed or damaged); rebuilding it",
-                        graph)
+        # Its size here, its content by the probe check after loading (hashing a 350 MB graph
+        # would take longer than loading it).
+        if graph.stat().st_size != recorded.get("size") or not isinstance(recorded.get("sha256"), str):
+            log.warning("graph cache %s does not match its key file (changed or damaged); rebuilding it", graph)
             return None
         reference = torch.tensor(recorded["probe"], dtype=torch.float32)
     except (OSError, KeyError, TypeError, ValueError, RuntimeError):
         log.warning("graph cache %s has a damaged key file; rebuilding it", graph)
         return None
-    return reference if reference.ndim == 2 and len(reference) == PROBE_BATCH else None
+    if reference.ndim != 2 or len(reference) != PROBE_BATCH:
+        log.warning("graph cache %s has a damaged key file; rebuilding it", graph)
+        return None
+    return reference, recorded["sha256"]
 
 
 def _writable(folder: Path) -> bool:
@@ -343,17 +363,38 @@ def _writable(folder: Path) -> bool:
 
 
 def _export_to_cache(model, pool, example: torch.Tensor, graph: Path, meta: Path, key: GraphKey,
-                     reference: torch.Tensor) -> None:
+                     reference: torch.Tensor) -> str:
+    """Export the graph and write its key file; returns the graph file's SHA-256."""
     with atomic_path(graph) as tmp:
         export_onnx(model, pool, example, Path(tmp))
+    sha = _file_sha256(graph)
     with atomic_path(meta) as tmp:
-        Path(tmp).write_text(json.dumps({"key": key.to_dict(), "sha256": _file_sha256(graph),
+        Path(tmp).write_text(json.dumps({"key": key.to_dict(), "sha256": sha, "size": graph.stat().st_size,
                                          "probe": reference.tolist()}))
+    return sha
 
 
-def _load_runner(runtime: str, graph: Path, threads: int | None) -> Callable[[np.ndarray], np.ndarray]:
+def _compiled_cache(folder: Path | None, runtime: str, graph: Path) -> Path | None:
+    """The runtime's own compiled-model cache for this very graph file (OpenVINO only),
+    removing those of earlier files. OpenVINO keys its cache by the file's path, not its
+    content, so the folder is named after the file's size, inode and modification time: a
+    graph written or replaced since never meets an old compiled model."""
+    if folder is None or runtime != "openvino":
+        return None
+    stat = graph.stat()
+    stamp = hashlib.sha256(f"{stat.st_size}-{stat.st_ino}-{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    target = folder / f"{runtime}-compiled-{stamp}"
+    for old in folder.glob(f"{runtime}-compiled-*"):
+        if old != target:
+            shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def _load_runner(runtime: str, graph: Path, threads: int | None,
+                 compiled_cache: Path | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    _graphs_loaded.set()  # from here on the runtime's threads may exist
     try:
-        return _RUNNERS[runtime](graph, threads)
+        return _RUNNERS[runtime](graph, threads, compiled_cache)
     except GraphError:
         raise
     except Exception as exc:
@@ -392,26 +433,25 @@ def build_graph_embedder(model: torch.nn.Module, settings: Any, example: torch.T
     with tempfile.TemporaryDirectory(prefix="geoai-graph-") as scratch:
         base = folder if folder is not None else Path(scratch)
         graph, meta = base / f"graph-{runtime}.onnx", base / f"graph-{runtime}.json"
-        reference = _cache_usable(graph, meta, key) if folder is not None else None
+        found = _cache_usable(graph, meta, key) if folder is not None else None
         runner = None
-        if reference is not None:
+        if found is not None:
+            reference, _ = found
             try:
-                runner = _load_runner(runtime, graph, threads)
+                runner = _load_runner(runtime, graph, threads, _compiled_cache(folder, runtime, graph))
             except GraphError as exc:  # a graph the runtime cannot read: rebuild it
                 log.warning("graph cache %s cannot be used (%s); rebuilding it", graph, exc)
-                reference = None
         cached = runner is not None
+        if cached:
+            # Checked on one probe image: the batch dimension was checked when it was exported.
+            cosine = _cosine(reference[:1], torch.from_numpy(runner(probe[:1].numpy())))
+            if not cosine >= MIN_COSINE:
+                log.warning("graph cache %s gives other embeddings than it recorded; rebuilding it", graph)
+                runner, cached = None, False
         if runner is None:
             reference = _eager(model, pool, probe)
             _export_to_cache(model, pool, example, graph, meta, key, reference)
-            runner = _load_runner(runtime, graph, threads)
-        _graphs_loaded.set()
-        cosine = _cosine(reference, torch.from_numpy(runner(probe.numpy())))
-        if cached and not cosine >= MIN_COSINE:
-            log.warning("graph cache %s gives other embeddings than it recorded; rebuilding it", graph)
-            reference, cached = _eager(model, pool, probe), False
-            _export_to_cache(model, pool, example, graph, meta, key, reference)
-            runner = _load_runner(runtime, graph, threads)
+            runner = _load_runner(runtime, graph, threads, _compiled_cache(folder, runtime, graph))
             cosine = _cosine(reference, torch.from_numpy(runner(probe.numpy())))
     if not cosine >= MIN_COSINE:
         raise GraphError(f"the {runtime} graph's embeddings differ from eager PyTorch (cosine {cosine:.6f} "
