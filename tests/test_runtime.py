@@ -113,6 +113,12 @@ def test_weights_changed_in_place_drop_the_stale_graph(tmp_path, photos):
         expected = backbone(pixels)
     torch.testing.assert_close(backbone.infer(pixels), expected)
     assert backbone._fast is None
+    # Through the runtime again, but the checkpoint's cached graph stays the checkpoint's.
+    key_file = next((tmp_path / "resnet" / ".graphs").glob("graph-*.json"))
+    before = key_file.read_text()
+    assert backbone.use_runtime() and isinstance(backbone._fast, GraphEmbedder)
+    torch.testing.assert_close(backbone.infer(pixels), expected, rtol=1e-4, atol=1e-5)
+    assert key_file.read_text() == before
 
 
 @pytest.mark.parametrize("damage", ["garbage graph", "truncated graph", "garbage key", "foreign cache",

@@ -218,6 +218,7 @@ class Backbone(torch.nn.Module):
         self.input_shape: tuple[int, ...] = tuple(int(d) for d in probe.shape[1:])  # (C, H, W)
         self._fast: torch.nn.Module | None = None  # the inference path speed_up chose
         self._fast_key: str | None = None  # the cache_key of the weights it was built from
+        self._as_loaded = self._weights_signature()[2]  # which tensors held the weights as loaded
         with torch.inference_mode():
             self.embed_dim: int = int(self.forward(probe.to(device)).shape[-1])
 
@@ -291,10 +292,13 @@ class Backbone(torch.nn.Module):
         """
         from geoai.models.speed import choose_settings, optimize_for_inference
 
+        as_loaded = self._weights_signature()[2] == self._as_loaded
         key = self.cache_key  # hash the weights as they are now, before layout or dtype changes
         digest = self._cache_key_memo[1]
         settings = choose_settings(self.spec.family, self.device, workload=workload)
-        cache = self.graph_cache_dir(graph_cache) if settings.runtime != "torch" else None
+        # Weights changed since loading (fine-tuned in this process) are not the checkpoint's:
+        # their graph is exported for this process only, never cached beside the checkpoint.
+        cache = self.graph_cache_dir(graph_cache) if settings.runtime != "torch" and as_loaded else None
         self._fast = optimize_for_inference(self.model, settings, pool=pool_outputs,
                                             example=torch.zeros((1, *self.input_shape)),
                                             graph_cache=cache, digest=digest)
@@ -302,6 +306,8 @@ class Backbone(torch.nn.Module):
         # Same weights in another memory layout or dtype: keep their identity, so bundles
         # trained on them still match, and do not hash them again.
         self._cache_key_memo = (self._weights_signature()[2], digest)
+        if as_loaded:
+            self._as_loaded = self._cache_key_memo[0]
 
     def use_runtime(self, workload: str = "throughput", graph_cache: str | Path | None = None) -> bool:
         """Make `infer` and `embed` use the graph runtime when settings choose one for this

@@ -13,8 +13,8 @@ keep fp32 numbers are used, so that answers stay unchanged:
   cores, two threads waiting on each other make single-image inference 5-100x slower.
 
 On CPU, fp32 inference runs through a graph runtime (OpenVINO, else ONNX Runtime; see
-geoai.models.runtime and GEOAI_RUNTIME) when one is installed: 2.3x (BEiT-base) to 4x
-(ResNet-50) faster than eager with the same fp32 answers. `optimize_for_inference` is the one
+geoai.models.runtime and GEOAI_RUNTIME) when one is installed: about 2x (BEiT-base) to 4x
+(ResNet-50) faster than eager on 2 cores, with the same fp32 answers. `optimize_for_inference` is the one
 place where a backbone is wrapped for inference, whichever engine runs it.
 
 Reduced precision is opt-in (`precision="reduced"` or GEOAI_PRECISION=reduced): bf16 on
@@ -308,8 +308,9 @@ def optimize_for_inference(model: torch.nn.Module, settings: InferenceSettings,
         try:
             return build_graph_embedder(model, settings, example, runtime=settings.runtime, pool=pool,
                                         cache_dir=graph_cache, digest=digest)
-        except GraphError as exc:
-            log.warning("%s; running %s in PyTorch instead", exc, type(model).__name__)
+        except Exception as exc:  # a runtime that fails in any way must not stop inference
+            reason = str(exc) if isinstance(exc, GraphError) else f"graph runtime failed ({type(exc).__name__}: {exc})"
+            log.warning("%s; running %s in PyTorch instead", (reason.splitlines() or [""])[0], type(model).__name__)
             settings = replace(settings, runtime="torch", compile=False)
             if settings.threads is not None:
                 torch.set_num_threads(settings.threads)
