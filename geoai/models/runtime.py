@@ -3,24 +3,23 @@
 The backbone's forward pass (pixel_values -> pooled embedding, exactly what
 `speed.FastEmbedder` gives) is exported once with `torch.onnx` (dynamic batch dimension;
 transformers with eager attention, which every exporter handles) and run by OpenVINO when it
-is installed, else ONNX Runtime. On this project's CPUs both run BEiT-base about 2.3x and
-ResNet-50 about 4x faster than eager PyTorch in fp32 (docs/benchmarks.md).
+is installed, else ONNX Runtime. On 2 cores they measured about 2-2.5x (BEiT-base) and 4x
+(ResNet-50) faster than eager PyTorch in fp32 (docs/benchmarks.md).
 
 Answers stay fp32: OpenVINO is always given INFERENCE_PRECISION_HINT=f32 (by default it runs
 bf16 on CPUs with AVX512-BF16/AMX, which moves MobileNetV2's embeddings to cosine 0.98). Every
-graph is checked against the eager model on a probe batch after loading; below a cosine of
-`MIN_COSINE` it is dropped and the model runs eagerly, with a warning.
+graph is checked against the eager model on a probe batch; below a cosine of `MIN_COSINE` it
+is dropped and the model runs eagerly, with a warning.
 
-Exported graphs are cached (the export of BEiT-base takes 15-20 s, reading it back about a
-second) in a folder beside the checkpoint, as `graph-<runtime>.onnx` with a JSON key file
-naming the weights digest and the export settings (opset, runtime and its version, torch
-version, precision, input shape), the graph file's size and SHA-256 and the eager embeddings
-of a probe batch; OpenVINO also keeps its
-compiled model there (`openvino-compiled-<file stamp>/`: compiling BEiT-base takes 2.5-5 s
-on 2 cores, loading the compiled model 0.4 s). A cache whose key differs
-(changed weights, another version), whose graph file has another size or cannot be loaded, or
-whose graph gives other embeddings of the probe than recorded (foreign, truncated, corrupt)
-is rebuilt, never used.
+Exported graphs are cached (exporting BEiT-base takes 15-30 s, loading it back 1-2 s) in a
+folder beside the checkpoint, as `graph-<runtime>.onnx` with a JSON key file naming the
+weights digest and the export settings (opset, runtime and its version, torch version,
+precision, input shape), the graph file's size and SHA-256 and the eager embeddings of the
+probe batch. OpenVINO also keeps its compiled model there (`openvino-compiled-<file stamp>/`:
+compiling BEiT-base takes 2.5-5 s on 2 cores, loading the compiled model 0.4 s). A cache
+whose key differs (changed weights, another version), whose graph file has another size or
+cannot be loaded, or whose graph gives other embeddings of the probe than recorded (foreign,
+truncated, corrupt) is rebuilt, never used.
 
 GEOAI_RUNTIME (auto|openvino|onnxruntime|torch, geoai.settings.runtime) picks the engine; CUDA
 and reduced precision always stay with PyTorch.
