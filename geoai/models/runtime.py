@@ -3,8 +3,9 @@
 The backbone's forward pass (pixel_values -> pooled embedding, exactly what
 `speed.FastEmbedder` gives) is exported once with `torch.onnx` (dynamic batch dimension;
 transformers with eager attention, which every exporter handles) and run by OpenVINO when it
-is installed, else ONNX Runtime. On 2 cores they measured about 2-2.5x (BEiT-base) and 4x
-(ResNet-50) faster than eager PyTorch in fp32 (docs/benchmarks.md).
+is installed, else ONNX Runtime. In fp32 on 2 cores they ran BEiT-base 1.5x and ResNet-50
+2.4x faster than eager PyTorch on an Intel Xeon whose eager fp32 is already at 55% of its peak,
+2.5x and 4x on a Zen 5 CPU where it is not (docs/benchmarks.md).
 
 Answers stay fp32: OpenVINO is always given INFERENCE_PRECISION_HINT=f32 (by default it runs
 bf16 on CPUs with AVX512-BF16/AMX, which moves MobileNetV2's embeddings to cosine 0.98). Every
