@@ -248,3 +248,15 @@ def test_openvino_compiled_cache_is_per_graph_and_survives_damage(monkeypatch, t
     load_backbone(str(folder), device="cpu").speed_up()
     now = sorted((folder / ".graphs").glob("openvino-compiled-*"))
     assert len(now) == 1 and now != compiled
+
+
+def test_a_graph_without_a_weights_digest_is_never_cached(tmp_path):
+    """The digest is what ties a cached graph to its weights: without one, nothing is kept."""
+    if resolve_runtime("cpu") == "torch":
+        pytest.skip("no graph runtime installed")
+    model = build_model("resnet50", tiny=True)
+    cache = tmp_path / "graphs"
+    graph = optimize_for_inference(model, choose_settings("cnn", "cpu"), example=torch.zeros(1, 3, 64, 64),
+                                   graph_cache=cache)
+    assert isinstance(graph, GraphEmbedder) and graph.path is None
+    assert not cache.exists() or not any(cache.iterdir())

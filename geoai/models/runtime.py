@@ -15,9 +15,8 @@ is dropped and the model runs eagerly, with a warning.
 Exported graphs are cached (exporting BEiT-base takes 15-30 s, loading it back 1-2 s) in a
 folder beside the checkpoint, as `graph-<runtime>.onnx` with a JSON key file naming the
 weights digest and the export settings (opset, runtime and its version, torch version,
-precision, input shape), the graph file's size and SHA-256 and the eager embeddings of the
-probe batch. OpenVINO also keeps its compiled model there (`openvino-compiled-<file stamp>/`:
-compiling BEiT-base takes 2.5-5 s on 2 cores, loading the compiled model 0.4 s). A cache
+precision, input shape), the graph file's size and the eager embeddings of the probe batch.
+OpenVINO also keeps its compiled model there (`openvino-compiled-<file stamp>/`: compiling BEiT-base takes 2.5-5 s on 2 cores, loading the compiled model 0.4 s). A cache
 whose key differs (changed weights, another version), whose graph file has another size or
 cannot be loaded, or whose graph gives other embeddings of the probe than recorded (foreign,
 truncated, corrupt) is rebuilt, never used.
@@ -42,6 +41,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -133,21 +133,6 @@ def worker_context() -> Any:
     return ctx
 
 
-def weights_digest(model: torch.nn.Module) -> str:
-    """SHA-256 (32 hex digits) of a model's config and every parameter's and buffer's bytes."""
-    digest = hashlib.sha256()
-    config = getattr(model, "config", None)
-    if config is not None:
-        clean = {k: v for k, v in config.to_dict().items()
-                 if k not in {"_name_or_path", "name_or_path", "transformers_version", "_commit_hash",
-                              "_attn_implementation", "attn_implementation"}}
-        digest.update(json.dumps(clean, sort_keys=True, default=str).encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode() + str(tuple(tensor.shape)).encode() + str(tensor.dtype).encode())
-        digest.update(tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:32]
-
-
 @dataclass(frozen=True)
 class GraphKey:
     """Everything a cached graph depends on; a cache with any other key is rebuilt."""
@@ -199,11 +184,6 @@ def export_onnx(model: torch.nn.Module, pool: Callable[[Any], torch.Tensor], exa
         if switch:
             model.set_attn_implementation(attn)
         model.train(was_training)
-
-
-def _file_sha256(path: Path) -> str:
-    with path.open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 class _OrtRunner:
@@ -325,10 +305,9 @@ def _read_meta(meta: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def _cache_usable(graph: Path, meta: Path, key: GraphKey) -> tuple[torch.Tensor, str] | None:
-    """The eager embeddings of the probe batch recorded with the cached graph and the graph
-    file's digest, when graph and meta hold exactly `key`'s graph; None (with the reason
-    logged) when they do not."""
+def _cache_usable(graph: Path, meta: Path, key: GraphKey) -> torch.Tensor | None:
+    """The eager embeddings of the probe batch recorded with the cached graph, when graph and
+    meta hold exactly `key`'s graph; None (with the reason logged) when they do not."""
     if not graph.is_file() and not meta.is_file():
         return None
     recorded = _read_meta(meta)
@@ -341,7 +320,7 @@ def _cache_usable(graph: Path, meta: Path, key: GraphKey) -> tuple[torch.Tensor,
     try:
         # Its size here, its content by the probe check after loading (hashing a 350 MB graph
         # would take longer than loading it).
-        if graph.stat().st_size != recorded.get("size") or not isinstance(recorded.get("sha256"), str):
+        if graph.stat().st_size != recorded.get("size"):
             log.warning("graph cache %s does not match its key file (changed or damaged); rebuilding it", graph)
             return None
         reference = torch.tensor(recorded["probe"], dtype=torch.float32)
@@ -351,7 +330,7 @@ def _cache_usable(graph: Path, meta: Path, key: GraphKey) -> tuple[torch.Tensor,
     if reference.ndim != 2 or len(reference) != PROBE_BATCH:
         log.warning("graph cache %s has a damaged key file; rebuilding it", graph)
         return None
-    return reference, recorded["sha256"]
+    return reference
 
 
 def _writable(folder: Path) -> bool:
@@ -363,15 +342,13 @@ def _writable(folder: Path) -> bool:
 
 
 def _export_to_cache(model, pool, example: torch.Tensor, graph: Path, meta: Path, key: GraphKey,
-                     reference: torch.Tensor) -> str:
-    """Export the graph and write its key file; returns the graph file's SHA-256."""
+                     reference: torch.Tensor) -> None:
+    """Export the graph and write its key file."""
     with atomic_path(graph) as tmp:
         export_onnx(model, pool, example, Path(tmp))
-    sha = _file_sha256(graph)
     with atomic_path(meta) as tmp:
-        Path(tmp).write_text(json.dumps({"key": key.to_dict(), "sha256": sha, "size": graph.stat().st_size,
+        Path(tmp).write_text(json.dumps({"key": key.to_dict(), "size": graph.stat().st_size,
                                          "probe": reference.tolist()}))
-    return sha
 
 
 def _compiled_cache(folder: Path | None, runtime: str, graph: Path) -> Path | None:
@@ -408,35 +385,33 @@ def build_graph_embedder(model: torch.nn.Module, settings: Any, example: torch.T
     check it against eager PyTorch on a probe batch. Raises GraphError when anything fails.
 
     example: an input batch of the exported spatial size (B, C, H, W).
-    digest: the weights' digest (computed from the model when None).
+    digest: the weights' digest (e.g. `Backbone.cache_key`), which keys the cache; without it
+        the graph is exported afresh and not cached.
     settings.threads: the runtime's intra-op threads (None: all cores).
     cache_dir: where the graph is kept (None or not writable: exported afresh every time).
     The eager embeddings of the probe are recorded with a cached graph (same weights, by its
     key), so a cached graph is checked without running the eager model.
     """
-    import time
-
     if runtime not in _RUNNERS:
         raise GraphError(f"unknown graph runtime {runtime!r}")
     pool = pool or pool_outputs
     started = time.perf_counter()
-    key = GraphKey(weights=digest or weights_digest(model), runtime=runtime,
+    key = GraphKey(weights=digest or "", runtime=runtime,
                    runtime_version=runtime_version(runtime),
                    input_shape=tuple(int(d) for d in example.shape[1:]))
     example = example[:1].detach().to("cpu", torch.float32)
     probe = _probe(example)
     threads = getattr(settings, "threads", None)
-    folder = Path(cache_dir) if cache_dir is not None else None
+    folder = Path(cache_dir) if cache_dir is not None and digest else None
     if folder is not None and not _writable(folder):
         log.info("graph cache folder %s is not writable; exporting without a cache", folder)
         folder = None
     with tempfile.TemporaryDirectory(prefix="geoai-graph-") as scratch:
         base = folder if folder is not None else Path(scratch)
         graph, meta = base / f"graph-{runtime}.onnx", base / f"graph-{runtime}.json"
-        found = _cache_usable(graph, meta, key) if folder is not None else None
+        reference = _cache_usable(graph, meta, key) if folder is not None else None
         runner = None
-        if found is not None:
-            reference, _ = found
+        if reference is not None:
             try:
                 runner = _load_runner(runtime, graph, threads, _compiled_cache(folder, runtime, graph))
             except GraphError as exc:  # a graph the runtime cannot read: rebuild it
