@@ -160,7 +160,7 @@ def bench_architecture(name: str, opts: BenchOptions, photos, log: Callable[[str
     backbone = load_backbone(str(save_to), device="cpu")
     backbone.speed_up("throughput")
     fast: dict[str, torch.nn.Module] = {"fast": backbone._fast}
-    digest, graph_cache = backbone.cache_key.rsplit("-", 1)[1], backbone.graph_cache_dir()
+    digest, graph_cache = backbone.weights_digest, backbone.graph_cache_dir()
     reduced = _tier_settings(FAMILY[name], opts, "throughput").get("bf16")
     if reduced is not None:
         model = build_model(name, tiny=opts.tiny)
@@ -244,7 +244,7 @@ def bench_offline_backbone(name: str, photos, log: Callable[[str], None], opts: 
         result[tier]["settings"] = fast[tier].settings.to_dict()
     log(f"{name}: batch-1 latency at 1 thread")
     one = pixels[:1]
-    digest = backbone.cache_key.rsplit("-", 1)[1]
+    digest = backbone.weights_digest
     single = {"fast": _one_thread(fast["fast"], one, backbone.graph_cache_dir(), digest)}
     if getattr(single["fast"], "cached", False):
         result["graph_cold_start_s"] = single["fast"].cold_start_s

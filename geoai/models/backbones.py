@@ -245,6 +245,11 @@ class Backbone(torch.nn.Module):
             self._cache_key_memo = memo
         return f"{self.spec.name}-{memo[1]}"
 
+    @property
+    def weights_digest(self) -> str:
+        """The hash part of `cache_key`: the weights' and preprocessing's SHA-256 prefix."""
+        return self.cache_key.rsplit("-", 1)[1]
+
     def _weights_signature(self) -> tuple[bytes, dict[str, torch.Tensor], tuple]:
         """(stable config JSON, state dict, cheap signature of which tensors hold the weights)."""
         config_json = _stable_json(self.model.config.to_dict()) + _stable_json(self.processor.to_dict())
@@ -294,7 +299,7 @@ class Backbone(torch.nn.Module):
 
         as_loaded = self._weights_signature()[2] == self._as_loaded
         key = self.cache_key  # hash the weights as they are now, before layout or dtype changes
-        digest = self._cache_key_memo[1]
+        digest = self.weights_digest
         settings = choose_settings(self.spec.family, self.device, workload=workload)
         # Weights changed since loading (fine-tuned in this process) are not the checkpoint's:
         # their graph is exported for this process only, never cached beside the checkpoint.

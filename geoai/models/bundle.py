@@ -273,7 +273,7 @@ class Bundle:
         expected = info.cache_key
         # Compare the weights digest only: the name before it is a label (a bundled or
         # moved checkpoint may carry another one).
-        if expected and backbone.cache_key.rsplit("-", 1)[-1] != str(expected).rsplit("-", 1)[-1]:
+        if expected and backbone.weights_digest != str(expected).rsplit("-", 1)[-1]:
             raise BundleError(f"bundle {self.name} was trained on backbone weights {expected}, but the loaded "
                               f"{backbone.spec.name} has {backbone.cache_key}: its predictions would be "
                               "meaningless. Convert/download the same weights again or retrain.")
